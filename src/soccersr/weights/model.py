@@ -1,0 +1,55 @@
+"""``SRModel``: a loaded generator plus the facts the inference engine needs about it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from torch import nn
+
+from soccersr.archs import RRDBNet, SRVGGNetCompact
+
+# The only two generator classes a weights file can describe. A plain table, not a registry.
+GENERATORS: Mapping[str, type[nn.Module]] = {"RRDBNet": RRDBNet, "SRVGGNetCompact": SRVGGNetCompact}
+
+
+def build_network(arch: str, arch_kwargs: Mapping[str, int | str]) -> nn.Module:
+    """Instantiate generator ``arch`` with ``arch_kwargs`` (randomly initialised)."""
+    try:
+        cls = GENERATORS[arch]
+    except KeyError:
+        raise ValueError(f"unknown architecture {arch!r}: expected one of {sorted(GENERATORS)}") from None
+    return cls(**arch_kwargs)
+
+
+@dataclass(frozen=True)
+class SRModel:
+    """A generator ready for inference (eval mode, float32, on the CPU until an engine moves a copy).
+
+    Inference contract of ``net``: float RGB in [0, 1], shape (B, 3, H, W), with H and W multiples
+    of ``size_multiple`` -> (B, 3, H*net_scale, W*net_scale), not clamped. When ``scale`` differs
+    from ``net_scale`` the model is defined as the network followed by a bicubic resize by
+    ``scale / net_scale`` (see the zoo); the inference engine applies it.
+    """
+
+    net: nn.Module
+    name: str
+    arch: str
+    arch_kwargs: Mapping[str, int | str] = field(repr=False)
+    net_scale: int
+    scale: float
+    size_multiple: int = 1
+    source: str = ""
+    """Where the weights came from: a zoo source string or a file path."""
+
+    @property
+    def post_resize(self) -> float | None:
+        """Factor of the fixed bicubic resize after the network, or None."""
+        return None if self.scale == self.net_scale else self.scale / self.net_scale
+
+
+def size_multiple_for(arch: str, arch_kwargs: Mapping[str, int | str]) -> int:
+    """Input sizes the network accepts: RRDBNet x2/x1 pixel-unshuffle by 2/4 first."""
+    if arch == "RRDBNet":
+        return {4: 1, 2: 2, 1: 4}[int(arch_kwargs.get("scale", 4))]
+    return 1
