@@ -1,0 +1,99 @@
+"""Small file helpers shared by the data commands: listing images, atomic PNG writes, decoding.
+
+Every writer here goes through a temporary file in the destination folder and ``os.replace``, so an
+interrupted run never leaves a half-written image under its final name (the temporary names start
+with a dot and are ignored by :func:`list_images`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+class ImageDecodeError(ValueError):
+    """An image file that cannot be read or decoded; the message names the file and the reason."""
+
+
+def is_image_file(path: Path) -> bool:
+    """True for a visible regular file with an image extension (case-insensitive)."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".") and path.is_file()
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files directly inside ``folder``, sorted by name (not recursive).
+
+    Raises:
+        NotADirectoryError: ``folder`` does not exist or is not a directory.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder}: not a directory")
+    return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is either absent, the old file, or complete."""
+    path = Path(path)
+    # os.open with mode 0o666 (not mkstemp's 0o600) so the file gets the usual umask permissions.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        # Also on KeyboardInterrupt: the temporary file must not outlive the write.
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def encode_png(image: np.ndarray, compression_level: int = 3) -> bytes:
+    """PNG bytes of an OpenCV-layout image (HxW, HxWx3 BGR or HxWx4 BGRA; uint8 or uint16)."""
+    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, int(compression_level)])
+    if not ok:
+        raise ValueError(f"PNG encoding failed for an image of shape {image.shape} and dtype {image.dtype}")
+    return buf.tobytes()
+
+
+def write_png(path: Path, image: np.ndarray, compression_level: int = 3) -> None:
+    """Atomically write an OpenCV-layout image as PNG (lossless; level 0-9 trades size for speed)."""
+    atomic_write_bytes(path, encode_png(image, compression_level))
+
+
+def decode_image(path: Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    """Decode an image file with OpenCV (``np.fromfile`` + ``imdecode``, so any path works).
+
+    Raises:
+        ImageDecodeError: the file cannot be read, or OpenCV cannot decode it (corrupt, truncated, not an image).
+    """
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise ImageDecodeError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if data.size == 0:
+        raise ImageDecodeError(f"{path}: empty file")
+    image = cv2.imdecode(data, flags)
+    if image is None:
+        raise ImageDecodeError(f"{path}: not a decodable image (corrupt or truncated?)")
+    return image
+
+
+def read_rgb_float(path: Path) -> np.ndarray:
+    """Read an image as HxWx3 float32 RGB in [0, 1] (gray is expanded, alpha dropped, 16-bit kept exact).
+
+    Raises:
+        ImageDecodeError: as :func:`decode_image`, or an unsupported sample type.
+    """
+    image = decode_image(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ImageDecodeError(f"{path}: unsupported sample type {image.dtype}")
+    rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    # A true division (not a multiply by 1/255), so 255 maps to exactly 1.0, as in the official code.
+    return rgb.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
