@@ -1,0 +1,95 @@
+"""The training batch stream: per-rank shuffled batches that can resume mid-epoch.
+
+``ShardedBatchSampler`` is DistributedSampler + BatchSampler(drop_last=True) in one: each epoch
+is a permutation seeded by ``seed + epoch`` (the same on every rank), cut into equal per-rank
+shares, so every rank takes the same number of steps and no short batch ever reaches the
+training-pair pool. ``BatchStream`` counts the batches actually consumed (the DataLoader
+prefetches ahead), which is the position a checkpoint must record to resume exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+
+class ShardedBatchSampler(Sampler[list[int]]):
+    """Batches of dataset indices for one rank, epoch by epoch.
+
+    Args:
+        num_items: dataset length.
+        batch_size: per-rank batch size; the last short batch of an epoch is dropped.
+        rank, world_size: this process's share.
+        seed: the permutation of epoch ``e`` is seeded by ``seed + e``.
+    """
+
+    def __init__(self, num_items: int, batch_size: int, *, rank: int = 0, world_size: int = 1, seed: int = 0) -> None:
+        self.num_items = num_items
+        self.batch_size = batch_size
+        self.rank = rank
+        self.world_size = world_size
+        self.seed = seed
+        self.per_rank = num_items // world_size
+        self.batches_per_epoch = self.per_rank // batch_size
+        if self.batches_per_epoch == 0:
+            raise ValueError(
+                f"{num_items} training images are too few for {world_size} process(es) x batch {batch_size}: "
+                f"need at least {world_size * batch_size}"
+            )
+        self.epoch = 0
+        self.start_batch = 0
+
+    def set_position(self, epoch: int, start_batch: int = 0) -> None:
+        """The next iteration yields epoch ``epoch`` from batch ``start_batch`` on."""
+        if not 0 <= start_batch <= self.batches_per_epoch:
+            raise ValueError(f"start_batch {start_batch} outside [0, {self.batches_per_epoch}]")
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch - self.start_batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.num_items, generator=generator)[: self.per_rank * self.world_size]
+        mine = order[self.rank :: self.world_size].tolist()
+        for b in range(self.start_batch, self.batches_per_epoch):
+            yield mine[b * self.batch_size : (b + 1) * self.batch_size]
+
+
+class BatchStream:
+    """An endless stream of batches over epochs; ``state_dict`` is the consumed position.
+
+    ``dataset`` may have ``set_epoch(e)`` (HRImageDataset): its per-item randomness follows the epoch.
+    """
+
+    def __init__(self, loader: DataLoader, sampler: ShardedBatchSampler) -> None:
+        self.loader = loader
+        self.sampler = sampler
+        self.epoch = 0
+        self.batch = 0
+        self._iterator: Iterator[Any] | None = None
+
+    def next(self) -> Any:
+        while True:
+            if self._iterator is None:
+                self.sampler.set_position(self.epoch, self.batch)
+                set_epoch = getattr(self.loader.dataset, "set_epoch", None)
+                if set_epoch is not None:
+                    set_epoch(self.epoch)
+                self._iterator = iter(self.loader)
+            try:
+                item = next(self._iterator)
+            except StopIteration:
+                self.epoch, self.batch, self._iterator = self.epoch + 1, 0, None
+                continue
+            self.batch += 1
+            return item
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "batch": self.batch}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
+        self._iterator = None

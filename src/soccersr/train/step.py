@@ -1,0 +1,238 @@
+"""One training iteration of Real-ESRNet / Real-ESRGAN, as two plain functions.
+
+``synthesize_batch`` turns a batch of HR crops into (LQ, GT, USM-GT) training pairs on the
+training device (second-order degradation, paired random crop, training-pair pool).
+``optimize`` takes one G step (L1 + perceptual + GAN with D frozen) and one D step (real vs
+detached fake), then moves the EMA. ``train_step`` is the two in a row.
+
+Nothing here calls ``.item()``: the returned losses are 0-dim tensors on the device, so a step
+never waits for the GPU; the loop converts them to floats only at logging steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from soccersr.degrade import DegradationConfig, TrainingPairPool, degrade, paired_random_crop, sample_params, usm_sharp
+from soccersr.train.config import TrainingConfig
+from soccersr.train.ema import ema_update_
+from soccersr.train.losses import PerceptualLoss, gan_loss, l1_loss
+
+Forward = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """What one step needs to know, resolved once from the config and the device."""
+
+    degradation: DegradationConfig
+    gt_size: int
+    scale: int
+    gan: bool
+    """Real-ESRGAN (G + D) rather than Real-ESRNet (G with L1 only)."""
+    sharpen_gt_first: bool
+    """Real-ESRNet ``gt_usm``: the GT is replaced by its USM-sharpened version before anything else."""
+    l1_gt_usm: bool = True
+    percep_gt_usm: bool = True
+    gan_gt_usm: bool = False
+    pixel_weight: float | None = 1.0
+    """None: no pixel loss."""
+    gan_weight: float = 0.1
+    real_label: float = 1.0
+    fake_label: float = 0.0
+    net_d_iters: int = 1
+    net_d_init_iters: int = 0
+    ema_decay: float = 0.999
+    amp_dtype: torch.dtype | None = None
+    """bf16 autocast when set."""
+    channels_last: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: TrainingConfig, device: torch.device) -> StepOptions:
+        t = cfg.train
+        cuda = device.type == "cuda"
+        precision = t.precision if t.precision != "auto" else ("bf16" if cuda else "fp32")
+        channels_last = cuda if t.channels_last == "auto" else bool(t.channels_last)
+        l1_usm, percep_usm, gan_usm = cfg.usm_targets()
+        return cls(
+            degradation=cfg.datasets.train.degradation,
+            gt_size=cfg.datasets.train.gt_size,
+            scale=cfg.scale,
+            gan=cfg.is_gan,
+            sharpen_gt_first=cfg.sharpen_gt_first,
+            l1_gt_usm=l1_usm,
+            percep_gt_usm=percep_usm,
+            gan_gt_usm=gan_usm,
+            pixel_weight=None if t.pixel_opt is None else t.pixel_opt.loss_weight,
+            gan_weight=0.0 if t.gan_opt is None else t.gan_opt.loss_weight,
+            real_label=1.0 if t.gan_opt is None else t.gan_opt.real_label_val,
+            fake_label=0.0 if t.gan_opt is None else t.gan_opt.fake_label_val,
+            net_d_iters=t.net_d_iters,
+            net_d_init_iters=t.net_d_init_iters,
+            ema_decay=t.ema_decay,
+            amp_dtype=torch.bfloat16 if precision == "bf16" else None,
+            channels_last=channels_last,
+        )
+
+
+@dataclass
+class Networks:
+    """The modules of a run.
+
+    ``g`` and ``d`` are the bare modules: their weights are what the EMA follows and checkpoints
+    save. The ``*_forward`` callables are what the step runs: the same modules, possibly wrapped
+    in DistributedDataParallel and/or torch.compile.
+    """
+
+    g: nn.Module
+    g_forward: Forward
+    g_ema: nn.Module | None = None
+    d: nn.Module | None = None
+    d_forward: Forward | None = None
+    """D for its own step (DDP-wrapped when distributed: its gradients are averaged)."""
+    d_frozen_forward: Forward | None = None
+    """D inside the G step: never DDP-wrapped, since D gets no gradient there and DDP would wait for one."""
+    perceptual: PerceptualLoss | None = None
+
+    @classmethod
+    def plain(cls, g: nn.Module, *, d: nn.Module | None = None, g_ema: nn.Module | None = None,
+              perceptual: PerceptualLoss | None = None) -> Networks:
+        """Unwrapped modules (single process, eager)."""
+        return cls(g=g, g_forward=g, g_ema=g_ema, d=d, d_forward=d, d_frozen_forward=d, perceptual=perceptual)
+
+
+@dataclass(frozen=True)
+class TrainingPair:
+    lq: Tensor
+    """(B, 3, gt_size / scale, same) degraded input."""
+    gt: Tensor
+    """(B, 3, gt_size, gt_size) target."""
+    gt_usm: Tensor
+    """USM-sharpened ``gt`` (the same tensor when not needed)."""
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[None]:
+    return torch.autocast(device_type=device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+def _to_device_async(obj: Any, device: torch.device) -> Any:
+    """Copy the CPU tensors of a (nested) params dataclass to ``device`` without a host sync.
+
+    A plain ``.to("cuda")`` of pageable memory waits for all queued GPU work, which would stop the
+    CPU from preparing the next step while the GPU runs this one; pinned + non_blocking does not.
+    """
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, Tensor):
+            changes[f.name] = value.pin_memory().to(device, non_blocking=True)
+        elif dataclasses.is_dataclass(value):
+            changes[f.name] = _to_device_async(value, device)
+    return dataclasses.replace(obj, **changes)
+
+
+@torch.no_grad()
+def synthesize_batch(gt: Tensor, *, opts: StepOptions, generator: torch.Generator,
+                     pool: TrainingPairPool) -> TrainingPair:
+    """HR crops (B, 3, S, S) in [0, 1] on the training device -> a training pair batch.
+
+    Every random choice comes from ``generator`` (CPU) and the pool's own generator.
+    """
+    sharp = usm_sharp(gt) if (opts.gan or opts.sharpen_gt_first) else gt
+    if opts.sharpen_gt_first:
+        gt = sharp
+    # Real-ESRGAN always degrades the sharpened GT; Real-ESRNet degrades whatever its GT is.
+    source = sharp if opts.gan else gt
+    params = sample_params(opts.degradation, gt.shape[0], generator=generator)
+    if gt.device.type == "cuda":
+        params = _to_device_async(params, gt.device)
+    lq = degrade(source, params, opts.degradation)
+    (gt,), lq = paired_random_crop((gt,), lq, opts.gt_size, opts.scale, generator=generator)
+    lq, gt = pool.exchange(lq, gt)
+    # Dense tensors in the networks' memory format (the crops are strided views).
+    fmt = torch.channels_last if opts.channels_last else torch.contiguous_format
+    lq, gt = lq.contiguous(memory_format=fmt), gt.contiguous(memory_format=fmt)
+    # The pool handed back other images: sharpen them anew (as official).
+    gt_usm = usm_sharp(gt).contiguous(memory_format=fmt) if opts.gan else gt
+    return TrainingPair(lq=lq, gt=gt, gt_usm=gt_usm)
+
+
+def updates_generator(opts: StepOptions, iteration: int) -> bool:
+    """Official schedule: G is updated every ``net_d_iters`` iterations after ``net_d_init_iters``."""
+    if not opts.gan:
+        return True
+    return iteration % opts.net_d_iters == 0 and iteration > opts.net_d_init_iters
+
+
+def optimize(pair: TrainingPair, *, nets: Networks, opt_g: torch.optim.Optimizer,
+             opt_d: torch.optim.Optimizer | None, opts: StepOptions, iteration: int) -> dict[str, Tensor]:
+    """One G step and (Real-ESRGAN) one D step on ``pair``; then the EMA update.
+
+    ``iteration`` is 1-based. Returns detached 0-dim loss tensors: l_g_pix, l_g_percep, l_g_gan
+    (when G was updated), l_d_real, l_d_fake, out_d_real, out_d_fake (Real-ESRGAN).
+    """
+    device = pair.lq.device
+    l1_target = pair.gt_usm if opts.l1_gt_usm else pair.gt
+    percep_target = pair.gt_usm if opts.percep_gt_usm else pair.gt
+    gan_target = pair.gt_usm if opts.gan_gt_usm else pair.gt
+    logs: dict[str, Tensor] = {}
+
+    # ---- generator step: D is frozen, the GAN loss flows through it into G only ----
+    if nets.d is not None:
+        nets.d.requires_grad_(False)
+    if updates_generator(opts, iteration):
+        opt_g.zero_grad(set_to_none=True)
+        with _autocast(device, opts.amp_dtype):
+            output = nets.g_forward(pair.lq)
+            total = output.new_zeros((), dtype=torch.float32)
+            if opts.pixel_weight is not None:
+                logs["l_g_pix"] = opts.pixel_weight * l1_loss(output, l1_target)
+                total = total + logs["l_g_pix"]
+            if nets.perceptual is not None:
+                logs["l_g_percep"] = nets.perceptual(output, percep_target)
+                total = total + logs["l_g_percep"]
+            if opts.gan:
+                assert nets.d_frozen_forward is not None
+                logs["l_g_gan"] = opts.gan_weight * gan_loss(
+                    nets.d_frozen_forward(output), True, real_label=opts.real_label, fake_label=opts.fake_label)
+                total = total + logs["l_g_gan"]
+        total.backward()
+        opt_g.step()
+    else:
+        # D-only iteration (net_d_init_iters / net_d_iters): G's output is still needed as the fake.
+        with torch.no_grad(), _autocast(device, opts.amp_dtype):
+            output = nets.g_forward(pair.lq)
+
+    # ---- discriminator step: real vs the detached fake, loss weight 1 ----
+    if opts.gan:
+        assert nets.d is not None and nets.d_forward is not None and opt_d is not None
+        nets.d.requires_grad_(True)
+        opt_d.zero_grad(set_to_none=True)
+        with _autocast(device, opts.amp_dtype):
+            real_pred = nets.d_forward(gan_target)
+            fake_pred = nets.d_forward(output.detach())
+            l_d_real = gan_loss(real_pred, True, real_label=opts.real_label, fake_label=opts.fake_label)
+            l_d_fake = gan_loss(fake_pred, False, real_label=opts.real_label, fake_label=opts.fake_label)
+        # One backward of the sum = the official two backward calls (gradients add up).
+        (l_d_real + l_d_fake).backward()
+        opt_d.step()
+        logs.update(l_d_real=l_d_real, l_d_fake=l_d_fake,
+                    out_d_real=real_pred.detach().float().mean(), out_d_fake=fake_pred.detach().float().mean())
+
+    if nets.g_ema is not None and opts.ema_decay > 0:
+        ema_update_(nets.g_ema, nets.g, opts.ema_decay)
+    return {k: v.detach() for k, v in logs.items()}
+
+
+def train_step(gt: Tensor, *, nets: Networks, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer | None,
+               pool: TrainingPairPool, generator: torch.Generator, opts: StepOptions,
+               iteration: int) -> dict[str, Tensor]:
+    """Degrade an HR batch (already on the training device) and optimise on it."""
+    pair = synthesize_batch(gt, opts=opts, generator=generator, pool=pool)
+    return optimize(pair, nets=nets, opt_g=opt_g, opt_d=opt_d, opts=opts, iteration=iteration)
