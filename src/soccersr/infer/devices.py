@@ -1,0 +1,89 @@
+"""Device and precision choice, and how much memory a tile needs.
+
+``resolve_device`` / ``resolve_precision`` turn the user's strings ("auto", "cuda:1", "bf16")
+into concrete values and reject impossible combinations with one-line errors. The memory
+estimates let the engine pick a tile size that fits: activation bytes per input pixel of a
+network, measured (see bench/README.md) rather than guessed, with headroom.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Mapping
+
+import torch
+
+Precision = Literal["fp32", "fp16", "bf16"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+DTYPES: Mapping[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """'auto' (CUDA if available, else CPU), 'cpu', 'cuda' or 'cuda:N' -> a usable torch.device."""
+    if isinstance(device, torch.device):
+        name = str(device)
+    else:
+        name = device.strip().lower()
+    if name == "auto":
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        resolved = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if resolved.type == "cpu":
+        return torch.device("cpu")
+    if resolved.type != "cuda":
+        raise ValueError(f"unsupported device {device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available in this PyTorch build or on this machine")
+    index = torch.cuda.current_device() if resolved.index is None else resolved.index
+    if not 0 <= index < torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: no such GPU (this machine has {torch.cuda.device_count()})")
+    return torch.device("cuda", index)
+
+
+def resolve_precision(precision: str, device: torch.device) -> Precision:
+    """'auto' -> fp16 on CUDA, fp32 on the CPU.
+
+    fp16 rather than bf16 on CUDA: it is the official default, both run on the same tensor
+    cores, and fp16 keeps 3 more mantissa bits (8x smaller rounding errors); its narrow range
+    (65504) is what bf16 would buy, and the engine already redoes any tile that overflows in
+    fp32. fp16 on the CPU is refused (slow and incomplete in PyTorch)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    if device.type == "cpu" and precision == "fp16":
+        raise ValueError("precision 'fp16' is not supported on the CPU: use fp32 (default) or bf16")
+    if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"precision 'bf16' is not supported by {torch.cuda.get_device_name(device)}: use fp16 or fp32")
+    return precision  # type: ignore[return-value]
+
+
+def activation_bytes_per_pixel(arch: str, arch_kwargs: Mapping[str, int | str], precision: Precision) -> float:
+    """Peak activation memory of one forward pass, in bytes per *input* pixel.
+
+    Two terms: features at the network's working resolution, and the x``scale`` upsampling
+    tail, whose ``num_feat`` maps at output resolution dominate. The constants (live float
+    maps per pixel) are rounded up from measurements: the growth of ru_maxrss between
+    untiled 96x128 and 144x192 CPU upscales, 15.3 KB/px for x4plus (formula: 16.6 KB) and
+    1.1 KB/px for animevideov3 (formula: 1.5 KB), see bench/README.md.
+    """
+    element = 4 if precision == "fp32" else 2
+    if arch == "RRDBNet":
+        feat, grow = int(arch_kwargs.get("num_feat", 64)), int(arch_kwargs.get("num_grow_ch", 32))
+        scale = int(arch_kwargs.get("scale", 4))
+        unshuffle = {4: 1, 2: 2, 1: 4}[scale]
+        low_res = 3 * (feat + 4 * grow) / unshuffle**2
+        high_res = 3.5 * feat * scale**2
+        return element * (low_res + high_res)
+    if arch == "SRVGGNetCompact":
+        feat, up = int(arch_kwargs.get("num_feat", 64)), int(arch_kwargs.get("upscale", 4))
+        return element * (3 * feat + 4 * 3 * up**2)
+    raise ValueError(f"no memory estimate for architecture {arch!r}")
+
+
+def free_device_memory(device: torch.device) -> int:
+    """Bytes the caching allocator can still get on a CUDA device (free + cached by us)."""
+    free, _total = torch.cuda.mem_get_info(device)
+    reserved = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    return int(free + reserved)

@@ -1,0 +1,103 @@
+"""The PyTorch ``TileRunner``: runs an ``SRModel``'s network on batches of tiles, on CPU or CUDA.
+
+Choices, each measured (bench/README.md):
+
+- channels_last everywhere: oneDNN (CPU) and cuDNN (CUDA) pick their fastest NHWC kernels;
+  on the CPU it is 1.3x (x4plus) to 2.2x (animevideov3 at 320x180) faster than NCHW.
+- CUDA: weights cast once to fp16 (default, as the official CLI) or bf16, cudnn.benchmark on
+  (a process-wide flag; every tile of an image has one shape, so autotuning pays at once),
+  tiles batched. A tile whose reduced-precision output is not finite is redone by an fp32 copy
+  of the weights, made on the device the first time it is needed.
+- CPU: float32, eager, PyTorch's default thread count (one per core it may run on). oneDNN's
+  direct convolutions already run near this CPU's fp32 peak; TorchScript freezing
+  (``optimize_for_inference``) was 23% slower and prepacked oneDNN conv+activation ops only 2%
+  faster, so neither is used. bf16 is an option: 1.2-1.9x faster on CPUs with AVX512-BF16, but
+  errors of ~1e-2.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import torch
+from torch import Tensor, nn
+
+from soccersr.infer.devices import DTYPES, Precision, activation_bytes_per_pixel, free_device_memory
+from soccersr.infer.tiling import Size
+from soccersr.weights.model import SRModel
+
+# CPU: activation memory one tile may take. Keeps a 1920x1080 x4plus upscale within 4 GiB
+# in total (the rest: PyTorch itself, two copies of the weights, the input and the 400 MB
+# x4 output); large tiles waste less work on overlap margins.
+CPU_TILE_BUDGET = 3 << 29  # 1.5 GiB
+# CUDA: share of the free memory one batch of tiles may take (cuDNN workspaces and allocator
+# slack need the rest).
+CUDA_MEMORY_SHARE = 0.5
+# Largest tile side the auto setting picks. Beyond this, larger tiles stop paying for
+# themselves (the overlap is already a small share) and one tile's result gets large.
+MAX_AUTO_TILE = 1024
+CPU_MAX_AUTO_TILE = 512
+MAX_AUTO_BATCH = 16
+
+
+def _prepared(net: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """A private copy of ``net`` on ``device`` in ``dtype``, NHWC, eval, no grads (the model
+    object is shared with the caller and other Upscalers, so it is never modified)."""
+    copied = copy.deepcopy(net).eval()
+    copied.requires_grad_(False)
+    return copied.to(device=device, dtype=dtype, memory_format=torch.channels_last)
+
+
+class TorchRunner:
+    """Runs ``model.net`` on tiles. Thread-safe: ``run`` only reads the weights."""
+
+    def __init__(self, model: SRModel, *, device: torch.device, precision: Precision) -> None:
+        self.device = device
+        self.precision: Precision = precision
+        self.reduced_precision = precision != "fp32"
+        self._model = model
+        self._dtype = DTYPES[precision]
+        self._net = _prepared(model.net, device, self._dtype)
+        self._fp32_net: nn.Module | None = self._net if precision == "fp32" else None
+        self._lock = threading.Lock()
+        if device.type == "cuda":
+            # Tiles of an image all share one size, so the per-shape autotuning pays off at once.
+            torch.backends.cudnn.benchmark = True
+
+    def run(self, windows: Tensor) -> Tensor:
+        """(N, 3, h, w) float32 CPU -> (N, 3, h*net_scale, w*net_scale) float32 CPU, unclamped."""
+        return self._forward(self._net, windows, self._dtype)
+
+    def run_fp32(self, windows: Tensor) -> Tensor:
+        """The same in float32 (for tiles whose reduced-precision output was not finite)."""
+        with self._lock:
+            if self._fp32_net is None:
+                self._fp32_net = _prepared(self._model.net, self.device, torch.float32)
+            net = self._fp32_net
+        return self._forward(net, windows, torch.float32)
+
+    def _forward(self, net: nn.Module, windows: Tensor, dtype: torch.dtype) -> Tensor:
+        with torch.inference_mode():
+            x = windows.to(self.device, non_blocking=True).to(dtype).contiguous(memory_format=torch.channels_last)
+            out = net(x)
+            return out.to("cpu", torch.float32)
+
+    def auto_tile(self, overlap: int) -> int:
+        """Largest tile side whose window fits the memory budget of one forward pass."""
+        per_pixel = activation_bytes_per_pixel(self._model.arch, self._model.arch_kwargs, self.precision)
+        if self.device.type == "cuda":
+            budget, ceiling = free_device_memory(self.device) * CUDA_MEMORY_SHARE, MAX_AUTO_TILE
+        else:
+            budget, ceiling = CPU_TILE_BUDGET, CPU_MAX_AUTO_TILE
+        window = int((budget / per_pixel) ** 0.5)
+        return max(32, min(ceiling, window - 2 * overlap))
+
+    def auto_batch(self, window: Size) -> int:
+        """Windows per forward pass: 1 on the CPU (batching does not speed up oneDNN and
+        multiplies memory), as many as fit the budget on CUDA."""
+        if self.device.type != "cuda":
+            return 1
+        per_pixel = activation_bytes_per_pixel(self._model.arch, self._model.arch_kwargs, self.precision)
+        budget = free_device_memory(self.device) * CUDA_MEMORY_SHARE
+        return max(1, min(MAX_AUTO_BATCH, int(budget // (per_pixel * window.h * window.w))))
