@@ -1,0 +1,387 @@
+"""Upscaling many files: finding the inputs, naming the outputs, and going on past bad files.
+
+``discover`` turns command-line inputs (files, folders, globs) into ``Job``s; ``run_batch``
+reads, upscales and writes each one with ``pipeline.upscale_image`` and returns a
+``BatchSummary``. A bad input or an unwritable output costs that one image, never the batch:
+the reason is logged as one line naming the file, and listed again in the summary. Outputs are
+written atomically, and an existing output is never replaced unless ``overwrite`` is set.
+Ctrl-C raises ``BatchInterrupted`` (a KeyboardInterrupt) carrying the summary so far.
+
+Images are processed one after another: decoding and writing take milliseconds next to the
+network's seconds, so overlapping them would add threads for no measurable gain.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from tqdm import tqdm
+
+from soccersr.infer.imageio import (
+    DEFAULT_MAX_PIXELS,
+    EXTENSIONS,
+    SUFFIX_FORMATS,
+    ImageReadError,
+    ImageWriteError,
+    read_image,
+    write_image,
+)
+from soccersr.infer.pipeline import ALPHA_MODES, AlphaMode, SupportsUpscale, upscale_image
+
+logger = logging.getLogger(__name__)
+
+OutputFormat = Literal["auto", "png", "jpeg", "webp", "tiff"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("auto", "png", "jpeg", "webp", "tiff")
+IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
+"""File extensions picked up from folders and globs (lower case); other files are ignored."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and where its output goes, relative to the output folder."""
+
+    source: Path
+    relative: Path
+    """The source's path relative to the folder or glob it was found in (just its name for a file)."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    path: Path
+    message: str
+    """One line naming the file and the reason."""
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How ``run_batch`` names, converts and writes outputs."""
+
+    output_dir: Path
+    suffix: str = "out"
+    """Added to each output name as ``<stem>_<suffix>``; empty keeps the input's name."""
+    format: OutputFormat = "auto"
+    """'auto' keeps the input's format (BMP becomes PNG); alpha turns JPEG into PNG."""
+    quality: int = 95
+    """JPEG / WebP quality, 1..100."""
+    outscale: float | None = None
+    """Output size / input size; None: the model's scale."""
+    alpha: AlphaMode = "model"
+    overwrite: bool = False
+    skip_existing: bool = False
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    progress: bool = True
+    """Show progress bars (on a terminal)."""
+
+    def __post_init__(self) -> None:
+        if self.format not in OUTPUT_FORMATS:
+            raise ValueError(f"format must be one of {OUTPUT_FORMATS}, got {self.format!r}")
+        if self.alpha not in ALPHA_MODES:
+            raise ValueError(f"alpha must be one of {ALPHA_MODES}, got {self.alpha!r}")
+        if not 1 <= self.quality <= 100:
+            raise ValueError(f"quality must be in 1..100, got {self.quality}")
+        if self.outscale is not None and not self.outscale > 0:
+            raise ValueError(f"outscale must be positive, got {self.outscale}")
+        if self.overwrite and self.skip_existing:
+            raise ValueError("overwrite and skip_existing exclude each other")
+        if "/" in self.suffix or os.sep in self.suffix:
+            raise ValueError(f"suffix must not contain a path separator, got {self.suffix!r}")
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    done: int = 0
+    skipped: int = 0
+    failures: tuple[Failure, ...] = ()
+    input_megapixels: float = 0.0
+    output_megapixels: float = 0.0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    def lines(self) -> list[str]:
+        """A human summary: counts, megapixels and time, then one line per failure."""
+        head = (
+            f"upscaled {self.done} image{'s' if self.done != 1 else ''} "
+            f"({self.input_megapixels:.3g} MP -> {self.output_megapixels:.3g} MP) in {self.seconds:.1f} s; "
+            f"skipped {self.skipped}; failed {self.failed}"
+        )
+        lines = [("interrupted: " if self.interrupted else "") + head]
+        lines += [f"  {failure.message}" for failure in self.failures]
+        return lines
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``run_batch``; ``summary`` covers the images finished before it."""
+
+    def __init__(self, summary: BatchSummary) -> None:
+        super().__init__("interrupted")
+        self.summary = summary
+
+
+# --- Finding the inputs --------------------------------------------------------------------
+
+
+def _is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def _walk(folder: Path, recursive: bool, exclude: Path | None) -> list[Path]:
+    """Image files in ``folder`` (and below, if ``recursive``), sorted; hidden names skipped."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        root_path = Path(root)
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and (exclude is None or (root_path / d).resolve() != exclude)
+        )
+        found += [root_path / name for name in sorted(files) if _is_image_name(Path(name))]
+        if not recursive:
+            break
+    return found
+
+
+def _glob_base(pattern: str) -> Path:
+    """The folder part of a glob before its first wildcard (outputs keep paths relative to it)."""
+    parts = Path(pattern).parts
+    fixed = []
+    for part in parts[:-1]:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def discover(
+    inputs: Sequence[str | Path], *, recursive: bool = False, exclude: Path | None = None
+) -> tuple[list[Job], list[Failure]]:
+    """Jobs for command-line inputs, and a Failure for each input that yields nothing.
+
+    A file is taken whatever its name (a bad one is reported when read); folders and globs
+    contribute only files with an image extension, quietly ignoring the rest. ``recursive``
+    descends into subfolders (and lets ``**`` in globs match across folders); ``exclude`` is a
+    folder never descended into (the output folder, so reruns do not pick up their outputs).
+    """
+    exclude = exclude.resolve() if exclude is not None else None
+    jobs: list[Job] = []
+    failures: list[Failure] = []
+    seen: set[Path] = set()
+
+    def add(source: Path, relative: Path) -> None:
+        key = source.resolve()
+        if key not in seen:
+            seen.add(key)
+            jobs.append(Job(source, relative))
+
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            files = _walk(path, recursive, exclude)
+            if not files:
+                hint = "" if recursive else " (add --recursive to look in subfolders)"
+                failures.append(Failure(path, f"{path}: no images found in this folder{hint}"))
+            for file in files:
+                add(file, file.relative_to(path))
+        elif path.exists() or path.is_symlink():
+            add(path, Path(path.name))
+        elif glob.has_magic(str(raw)):
+            base = _glob_base(str(raw))
+            matches = [Path(m) for m in sorted(glob.glob(str(raw), recursive=recursive))]
+            files = [m for m in matches if m.is_file() and _is_image_name(m)]
+            for folder in (m for m in matches if m.is_dir()):
+                files += _walk(folder, recursive, exclude)
+            if not files:
+                failures.append(Failure(path, f"{raw}: no image files match"))
+            for file in files:
+                add(file, file.relative_to(base) if file.is_relative_to(base) else Path(file.name))
+        else:
+            failures.append(Failure(path, f"{path}: no such file or folder"))
+    return jobs, failures
+
+
+# --- Naming the outputs --------------------------------------------------------------------
+
+
+def output_format(source: Path, requested: OutputFormat, *, has_alpha: bool) -> str:
+    """The format an output is written in: the requested one, the source's for 'auto' (BMP -> PNG),
+    and PNG when the image has alpha and the choice was JPEG."""
+    source_format = SUFFIX_FORMATS.get(source.suffix.lower(), "png")
+    fmt = source_format if requested == "auto" else requested
+    if fmt == "bmp" or (fmt == "jpeg" and has_alpha):
+        fmt = "png"
+    return fmt
+
+
+def output_path(job: Job, options: BatchOptions, *, has_alpha: bool) -> Path:
+    """``<output_dir>/<relative folder>/<stem>_<suffix>.<ext>``; 'auto' keeps the source's extension."""
+    fmt = output_format(job.source, options.format, has_alpha=has_alpha)
+    keep_suffix = SUFFIX_FORMATS.get(job.source.suffix.lower()) == fmt
+    extension = job.source.suffix if keep_suffix else EXTENSIONS[fmt]
+    stem = job.relative.stem + (f"_{options.suffix}" if options.suffix else "")
+    return options.output_dir / job.relative.parent / (stem + extension)
+
+
+def _alpha_may_change_name(job: Job, options: BatchOptions) -> bool:
+    """True when the output name depends on whether the image turns out to have alpha."""
+    return output_path(job, options, has_alpha=False) != output_path(job, options, has_alpha=True)
+
+
+# --- Running -------------------------------------------------------------------------------
+
+
+class _TileBar:
+    """A nested progress bar over tiles, opened only when an image is cut into several tiles."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled = enabled
+        self.label = label
+        self.bar: tqdm | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 1:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.label, unit="tile", leave=False, position=1, disable=None)
+        self.bar.total = total  # grows when the engine splits tiles after running out of memory
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@dataclass
+class _Tally:
+    done: int = 0
+    skipped: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    input_megapixels: float = 0.0
+    output_megapixels: float = 0.0
+
+    def freeze(self, seconds: float, interrupted: bool = False) -> BatchSummary:
+        return BatchSummary(
+            self.done,
+            self.skipped,
+            tuple(self.failures),
+            self.input_megapixels,
+            self.output_megapixels,
+            seconds,
+            interrupted,
+        )
+
+
+class _Skip(Exception):
+    """This job's output already exists and skip_existing is set."""
+
+
+def _prepare_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ImageWriteError(f"{folder}: cannot create the output folder (a file has that name)") from None
+    except PermissionError:
+        raise ImageWriteError(f"{folder}: cannot create the output folder (permission denied)") from None
+    except OSError as error:
+        raise ImageWriteError(f"{folder}: cannot create the output folder ({error.strerror or error})") from None
+    # Fail before spending minutes on the network, not after.
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ImageWriteError(f"{folder}: cannot write to the output folder (permission denied)")
+
+
+def _process(
+    job: Job,
+    upscaler: SupportsUpscale,
+    options: BatchOptions,
+    written: dict[Path, Path],
+    tiles: _TileBar,
+) -> tuple[float, float]:
+    """Read, upscale and write one job; returns (input, output) megapixels. Raises _Skip or a one-line error."""
+    # Resuming: skip without decoding when the output name does not depend on the image.
+    if (
+        options.skip_existing
+        and not _alpha_may_change_name(job, options)
+        and output_path(job, options, has_alpha=False).exists()
+    ):
+        raise _Skip
+    image = read_image(job.source, max_pixels=options.max_pixels)
+    target = output_path(job, options, has_alpha=image.alpha is not None)
+    key = target.resolve()
+    if key == job.source.resolve():
+        raise ImageWriteError(
+            f"{job.source}: the output would replace the input (set a suffix or another output folder)"
+        )
+    if key in written:
+        raise ImageWriteError(
+            f"{job.source}: its output {target} was already written for {written[key]} (use --suffix or rename)"
+        )
+    if target.exists() and not options.overwrite:
+        if options.skip_existing:
+            raise _Skip
+        raise ImageWriteError(
+            f"{target}: already exists (use --overwrite to replace it, or --skip-existing to keep it)"
+        )
+    _prepare_folder(target.parent)
+    result = upscale_image(image, upscaler, outscale=options.outscale, alpha=options.alpha, progress=tiles)
+    write_image(
+        target,
+        result,
+        quality=options.quality,
+        format=output_format(job.source, options.format, has_alpha=image.alpha is not None),
+    )
+    written[key] = job.source
+    logger.debug("%s -> %s (%dx%d)", job.source, target, result.width, result.height)
+    return image.megapixels, result.megapixels
+
+
+def run_batch(
+    jobs: Iterable[Job], upscaler: SupportsUpscale, options: BatchOptions, *, failures: Sequence[Failure] = ()
+) -> BatchSummary:
+    """Upscale every job, one after another; ``failures`` (from ``discover``) go into the summary.
+
+    Raises:
+        BatchInterrupted: on Ctrl-C, with the summary of what finished (no partial file is left).
+    """
+    jobs = list(jobs)
+    tally = _Tally(failures=list(failures))
+    written: dict[Path, Path] = {}
+    start = time.perf_counter()
+    disable = None if options.progress else True  # tqdm: None = show on a terminal only
+    try:
+        with tqdm(total=len(jobs), unit="img", desc="upscale", disable=disable) as bar:
+            for job in jobs:
+                bar.set_postfix_str(job.source.name, refresh=False)
+                tiles = _TileBar(options.progress, job.source.name)
+                try:
+                    megapixels_in, megapixels_out = _process(job, upscaler, options, written, tiles)
+                    tally.done += 1
+                    tally.input_megapixels += megapixels_in
+                    tally.output_megapixels += megapixels_out
+                except _Skip:
+                    tally.skipped += 1
+                    logger.debug("%s: skipped, its output exists", job.source)
+                except (ImageReadError, ImageWriteError) as error:
+                    _fail(tally, job, str(error))
+                except (RuntimeError, MemoryError) as error:
+                    # Out of memory, a CUDA error...: this image fails, the next may be smaller.
+                    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                    _fail(tally, job, f"{job.source}: upscaling failed ({reason}); try a smaller --tile")
+                finally:
+                    tiles.close()
+                bar.update(1)
+    except KeyboardInterrupt:
+        raise BatchInterrupted(tally.freeze(time.perf_counter() - start, interrupted=True)) from None
+    return tally.freeze(time.perf_counter() - start)
+
+
+def _fail(tally: _Tally, job: Job, message: str) -> None:
+    logger.error("%s", message)
+    tally.failures.append(Failure(job.source, message))

@@ -1,0 +1,443 @@
+"""Reading and writing photos: bit depths, gray/alpha, EXIF orientation, EXIF/ICC kept, bad files, atomic writes."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from soccersr.infer import imageio, metadata
+from soccersr.infer.imageio import DecodedImage, ImageReadError, ImageWriteError, read_image, to_integer, write_image
+
+RNG_SEED = 1234
+
+
+def _rng() -> np.random.Generator:
+    return np.random.default_rng(RNG_SEED)
+
+
+# --- hand-made containers (independent of soccersr.infer.metadata) --------------------------
+
+
+def make_exif(orientation: int, *, big_endian: bool = False, pixel_size: tuple[int, int] | None = None) -> bytes:
+    """A minimal EXIF block: IFD0 with Orientation (and an Exif IFD with the pixel size)."""
+    o = ">" if big_endian else "<"
+    head = (b"MM\x00*" if big_endian else b"II*\x00") + struct.pack(o + "I", 8)
+    n0 = 2 if pixel_size else 1
+    ifd0_size = 2 + 12 * n0 + 4
+    entries = struct.pack(o + "HHI", 0x0112, 3, 1) + struct.pack(o + "HH", orientation, 0)
+    sub = b""
+    if pixel_size:
+        entries += struct.pack(o + "HHII", 0x8769, 4, 1, 8 + ifd0_size)
+        sub = struct.pack(o + "H", 2)
+        sub += struct.pack(o + "HHII", 0xA002, 4, 1, pixel_size[0]) + struct.pack(
+            o + "HHII", 0xA003, 4, 1, pixel_size[1]
+        )
+        sub += struct.pack(o + "I", 0)
+    return head + struct.pack(o + "H", n0) + entries + struct.pack(o + "I", 0) + sub
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def encode(pixels: np.ndarray, ext: str, params: list[int] | None = None) -> bytes:
+    ok, data = cv2.imencode(ext, pixels, params or [])
+    assert ok
+    return data.tobytes()
+
+
+def jpeg_with_exif(pixels: np.ndarray, exif: bytes) -> bytes:
+    data = encode(pixels, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95])
+    payload = b"Exif\x00\x00" + exif
+    return data[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + data[2:]
+
+
+def png_with_chunk(pixels: np.ndarray, kind: bytes, payload: bytes) -> bytes:
+    data = encode(pixels, ".png")
+    ihdr_end = 8 + 8 + 13 + 4
+    return data[:ihdr_end] + png_chunk(kind, payload) + data[ihdr_end:]
+
+
+def fake_icc(size: int = 3000) -> bytes:
+    """A structurally valid ICC blob (header size field, 'acsp' signature, no tags)."""
+    body = bytearray(size)
+    body[0:4] = struct.pack(">I", size)
+    body[12:16] = b"mntr"
+    body[16:20] = b"RGB "
+    body[20:24] = b"XYZ "
+    body[36:40] = b"acsp"
+    body[128:132] = struct.pack(">I", 0)
+    body[132:] = bytes((i * 7) % 251 for i in range(size - 132))
+    return bytes(body)
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+# --- decoding: bit depth, channels ----------------------------------------------------------
+
+
+def test_8bit_rgb_png_is_exact_and_in_rgb_order(tmp_path: Path) -> None:
+    bgr = _rng().integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    image = read_image(write(tmp_path, "a.png", encode(bgr, ".png")))
+    assert (image.bit_depth, image.is_gray, image.format, image.alpha) == (8, False, "png", None)
+    assert image.rgb.dtype == np.float32 and image.rgb.shape == (5, 7, 3)
+    np.testing.assert_array_equal(to_integer(image.rgb, 8), bgr[:, :, ::-1])
+    assert image.rgb[0, 0, 0] == np.float32(bgr[0, 0, 2]) / np.float32(255)
+
+
+def test_16bit_is_decided_by_dtype_not_by_the_values(tmp_path: Path) -> None:
+    # Every value <= 255: the official max-value heuristic would call this 8-bit.
+    bgr = _rng().integers(0, 256, (4, 6, 3)).astype(np.uint16)
+    image = read_image(write(tmp_path, "low16.png", encode(bgr, ".png")))
+    assert image.bit_depth == 16
+    np.testing.assert_array_equal(to_integer(image.rgb, 16), bgr[:, :, ::-1])
+    assert image.rgb.max() <= 255 / 65535 + 1e-9
+
+
+def test_gray_and_gray_alpha_png(tmp_path: Path) -> None:
+    gray = _rng().integers(0, 256, (3, 4), dtype=np.uint8)
+    image = read_image(write(tmp_path, "g.png", encode(gray, ".png")))
+    assert image.is_gray and image.alpha is None and image.rgb.shape == (3, 4, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(to_integer(image.rgb[:, :, c], 8), gray)
+
+    # Gray + alpha (colour type 4), built by hand: OpenCV cannot write it.
+    values = np.array([[10, 200, 30, 40], [50, 60, 70, 255]], dtype=np.uint8)
+    opacity = np.array([[0, 128, 255, 1], [2, 3, 4, 5]], dtype=np.uint8)
+    raw = b"".join(b"\x00" + np.stack([values[y], opacity[y]], axis=1).tobytes() for y in range(2))
+    data = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 2, 8, 4, 0, 0, 0))
+    data += png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b"")
+    image = read_image(write(tmp_path, "ga.png", data))
+    assert image.is_gray and image.alpha is not None
+    np.testing.assert_array_equal(to_integer(image.rgb[:, :, 1], 8), values)
+    np.testing.assert_array_equal(to_integer(image.alpha, 8), opacity)
+
+
+def test_rgba_png_alpha(tmp_path: Path) -> None:
+    bgra = _rng().integers(0, 256, (6, 5, 4), dtype=np.uint8)
+    image = read_image(write(tmp_path, "a.png", encode(bgra, ".png")))
+    np.testing.assert_array_equal(to_integer(image.alpha, 8), bgra[:, :, 3])
+    np.testing.assert_array_equal(to_integer(image.rgb, 8), bgra[:, :, 2::-1])
+
+
+def test_to_integer_rounds_and_clips() -> None:
+    values = np.array([-0.1, 0.0, 0.49 / 255, 0.51 / 255, 254.5 / 255 - 1e-6, 254.5 / 255 + 1e-6, 1.0, 1.3], np.float32)
+    np.testing.assert_array_equal(to_integer(values, 8), [0, 0, 0, 1, 254, 255, 255, 255])
+    np.testing.assert_array_equal(to_integer(np.float32([0.6 / 65535, 1.0]), 16), [1, 65535])
+    assert to_integer(values, 16).dtype == np.uint16
+
+
+# --- round trips through write_image ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "bit_depth", "channels"),
+    [("a.png", 8, 3), ("a.png", 16, 3), ("a.tif", 16, 4), ("a.png", 16, 4), ("a.png", 8, 1)],
+)
+def test_lossless_round_trip(tmp_path: Path, name: str, bit_depth: int, channels: int) -> None:
+    top = 65535 if bit_depth == 16 else 255
+    dtype = np.uint16 if bit_depth == 16 else np.uint8
+    pixels = _rng().integers(0, top + 1, (9, 11, channels)).astype(dtype)
+    source = write(
+        tmp_path, "src" + Path(name).suffix, encode(pixels[:, :, 0] if channels == 1 else pixels, Path(name).suffix)
+    )
+    image = read_image(source)
+    write_image(tmp_path / name, image)
+    back = cv2.imread(str(tmp_path / name), cv2.IMREAD_UNCHANGED)
+    assert back.dtype == dtype
+    np.testing.assert_array_equal(back.reshape(pixels.shape), pixels)
+
+
+def test_16bit_to_jpeg_and_webp_is_rounded_to_8bit(tmp_path: Path) -> None:
+    rgb = np.full((8, 8, 3), 0.5, np.float32)
+    image = DecodedImage(rgb, None, 16, False, "png")
+    for name in ("a.jpg", "a.webp"):
+        write_image(tmp_path / name, image, quality=100)
+        back = cv2.imread(str(tmp_path / name), cv2.IMREAD_UNCHANGED)
+        assert back.dtype == np.uint8 and abs(int(back[4, 4, 0]) - 128) <= 1
+
+
+def test_webp_keeps_alpha(tmp_path: Path) -> None:
+    alpha = np.tile(np.linspace(0, 1, 16, dtype=np.float32), (8, 1))
+    image = DecodedImage(np.full((8, 16, 3), 0.25, np.float32), alpha, 8, False, "png")
+    write_image(tmp_path / "a.webp", image, quality=90)
+    back = read_image(tmp_path / "a.webp")
+    assert back.alpha is not None and back.format == "webp"
+    assert np.abs(back.alpha - alpha).max() <= 2 / 255
+
+
+# --- EXIF orientation ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_matches_opencv_for_jpeg(tmp_path: Path, orientation: int) -> None:
+    bgr = cv2.resize(_rng().integers(0, 256, (3, 5, 3), dtype=np.uint8), (40, 24), interpolation=cv2.INTER_NEAREST)
+    data = jpeg_with_exif(bgr, make_exif(orientation, big_endian=orientation % 2 == 0))
+    image = read_image(write(tmp_path, "o.jpg", data))
+    # OpenCV's IMREAD_COLOR applies the EXIF orientation of JPEGs itself: an independent reference.
+    reference = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(to_integer(image.rgb, 8), reference[:, :, ::-1])
+    assert (image.height, image.width) == ((24, 40) if orientation <= 4 else (40, 24))
+    assert metadata.exif_orientation(image.exif) == 1
+
+
+def test_exif_orientation_6_on_png_by_hand(tmp_path: Path) -> None:
+    # Stored 2x3, displayed turned 90 degrees clockwise: 3x2.
+    gray = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.uint8)
+    image = read_image(write(tmp_path, "o.png", png_with_chunk(gray, b"eXIf", make_exif(6))))
+    np.testing.assert_array_equal(to_integer(image.rgb[:, :, 0], 8), [[4, 1], [5, 2], [6, 3]])
+    assert metadata.exif_orientation(image.exif) == 1
+    image8 = read_image(write(tmp_path, "o8.png", png_with_chunk(gray, b"eXIf", make_exif(8))))
+    np.testing.assert_array_equal(to_integer(image8.rgb[:, :, 0], 8), [[3, 6], [2, 5], [1, 4]])
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_tiff_orientation_tag_is_applied_like_exif(tmp_path: Path, orientation: int) -> None:
+    PIL = pytest.importorskip("PIL.Image")  # writes the TIFF Orientation tag; OpenCV cannot
+    gray = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.uint8) * 40
+    PIL.fromarray(gray).save(tmp_path / "o.tif", tiffinfo={274: orientation})
+    tiff = read_image(tmp_path / "o.tif")
+    png = read_image(write(tmp_path, "o.png", png_with_chunk(gray, b"eXIf", make_exif(orientation))))
+    np.testing.assert_array_equal(tiff.rgb, png.rgb)
+
+
+# --- EXIF and ICC kept ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["out.jpg", "out.png", "out.webp", "out.webp-lossy-alpha"])
+def test_exif_and_icc_are_kept(tmp_path: Path, name: str) -> None:
+    icc = fake_icc(70_000 if name.endswith(".jpg") else 3000)  # JPEG: the profile spans two APP2 segments
+    exif = make_exif(1, pixel_size=(5, 7))
+    alpha = None if name.endswith(".jpg") or name == "out.webp" else np.full((12, 10), 0.5, np.float32)
+    image = DecodedImage(np.full((12, 10, 3), 0.3, np.float32), alpha, 8, False, "png", exif=exif, icc=icc)
+    path = tmp_path / name.replace("-lossy-alpha", "")
+    write_image(path, image, quality=80)
+    back = read_image(path)
+    assert back.icc == icc
+    assert metadata.exif_orientation(back.exif) == 1
+    # The pixel-size tags now describe the written image.
+    assert struct.pack("<HHII", 0xA002, 4, 1, 10) in back.exif and struct.pack("<HHII", 0xA003, 4, 1, 12) in back.exif
+    assert (back.alpha is None) == (alpha is None)
+    # An independent reader sees the same metadata.
+    PIL = pytest.importorskip("PIL.Image")
+    with PIL.open(io.BytesIO(path.read_bytes())) as other:
+        other.load()
+        assert other.size == (10, 12)
+        assert other.info.get("icc_profile") == icc
+        assert other.getexif().get(0x0112) == 1
+
+
+def test_icc_and_exif_are_read_from_jpeg_png_webp(tmp_path: Path) -> None:
+    icc = fake_icc(500)
+    exif = make_exif(1)
+    pixels = np.zeros((4, 4, 3), np.uint8)
+    jpeg = encode(pixels, ".jpg")
+    icc_segment = b"ICC_PROFILE\x00\x01\x01" + icc
+    jpeg = jpeg[:2] + b"\xff\xe2" + struct.pack(">H", len(icc_segment) + 2) + icc_segment + jpeg[2:]
+    assert read_image(write(tmp_path, "a.jpg", jpeg)).icc == icc
+    png = png_with_chunk(pixels, b"iCCP", b"any name\x00\x00" + zlib.compress(icc))
+    assert read_image(write(tmp_path, "a.png", png)).icc == icc
+    webp = encode(pixels, ".webp", [cv2.IMWRITE_WEBP_QUALITY, 101])
+    exif_chunk = b"EXIF" + struct.pack("<I", len(exif) + 6) + b"Exif\x00\x00" + exif
+    vp8x = b"VP8X" + struct.pack("<I", 10) + bytes([0x08, 0, 0, 0]) + (3).to_bytes(3, "little") * 2
+    body = b"WEBP" + vp8x + webp[12:] + exif_chunk
+    image = read_image(write(tmp_path, "a.webp", b"RIFF" + struct.pack("<I", len(body)) + body))
+    assert image.exif == exif  # the "Exif\0\0" prefix some writers add is dropped
+
+
+def test_tiff_output_drops_metadata_quietly(tmp_path: Path) -> None:
+    image = DecodedImage(np.zeros((4, 4, 3), np.float32), None, 8, False, "jpeg", exif=make_exif(1), icc=fake_icc(300))
+    write_image(tmp_path / "a.tif", image)
+    assert read_image(tmp_path / "a.tif").exif is None
+
+
+# --- bad inputs -------------------------------------------------------------------------------
+
+
+def _good_jpeg() -> bytes:
+    return encode(cv2.resize(_rng().integers(0, 256, (8, 8, 3), dtype=np.uint8), (64, 64)), ".jpg")
+
+
+def _good_webp() -> bytes:
+    return encode(_rng().integers(0, 256, (32, 32, 3), dtype=np.uint8), ".webp")
+
+
+def _good_png() -> bytes:
+    return encode(_rng().integers(0, 256, (32, 32, 3), dtype=np.uint8), ".png")
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("empty.jpg", b"", "empty file (0 bytes)"),
+        ("half.jpg", _good_jpeg()[: len(_good_jpeg()) * 3 // 4], "truncated JPEG (no end-of-image marker)"),
+        ("no_eoi.jpg", _good_jpeg()[:-2], "truncated JPEG (no end-of-image marker)"),
+        ("header.jpg", _good_jpeg()[:40], "truncated JPEG"),
+        ("half.png", _good_png()[:200], "truncated PNG"),
+        ("no_iend.png", _good_png()[:-12], "truncated PNG (no IEND chunk)"),
+        (
+            "crc.png",
+            _good_png()[:60] + bytes([_good_png()[60] ^ 0xFF]) + _good_png()[61:],
+            "corrupt PNG (bad checksum in the IDAT chunk)",
+        ),
+        ("half.webp", _good_webp()[: len(_good_webp()) // 2], "truncated WebP (the file has"),
+        ("notes.jpg", b"these are my notes, not a photo\n", "not an image file (unknown signature)"),
+        ("anim.gif", b"GIF89a" + bytes(20), "a GIF; supported: JPEG, PNG, WebP, TIFF, BMP"),
+    ],
+)
+def test_bad_inputs_raise_one_line_naming_the_file(tmp_path: Path, name: str, data: bytes, reason: str) -> None:
+    path = write(tmp_path, name, data)
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and reason in message and "\n" not in message
+
+
+def test_missing_file_and_folder(tmp_path: Path) -> None:
+    with pytest.raises(ImageReadError, match="nope.png: no such file$"):
+        read_image(tmp_path / "nope.png")
+    with pytest.raises(ImageReadError, match="is a folder, not an image file$"):
+        read_image(tmp_path)
+
+
+def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "locked.png", _good_png())
+    if os.geteuid() != 0:  # root reads anything: simulate the error there
+        path.chmod(0)
+    else:
+
+        def denied(self: Path, *args: object, **kwargs: object) -> None:
+            raise PermissionError(13, "Permission denied", str(self))
+
+        monkeypatch.setattr(Path, "open", denied)
+    with pytest.raises(ImageReadError, match=r"locked.png: cannot read the file \(permission denied\)$"):
+        read_image(path)
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg"])
+def test_pixel_limit_is_checked_before_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    if fmt == "png":  # a 100000 x 100000 "bomb": the header claims it, the data is tiny
+        data = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0))
+        data += png_chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + png_chunk(b"IEND", b"")
+    else:  # a real JPEG whose frame header is patched to claim 60000 x 50000
+        data = bytearray(_good_jpeg())
+        sof = data.find(b"\xff\xc0")
+        struct.pack_into(">HH", data, sof + 5, 50_000, 60_000)
+        data = bytes(data)
+
+    def no_decode(*args: object) -> None:
+        raise AssertionError("decoded an image above the pixel limit")
+
+    monkeypatch.setattr(imageio.cv2, "imdecode", no_decode)
+    with pytest.raises(ImageReadError, match=r"above the limit of 40 \(raise it with --max-pixels\)$") as caught:
+        read_image(write(tmp_path, f"bomb.{fmt}", data), max_pixels=40_000_000)
+    assert "megapixels" in str(caught.value)
+
+
+def test_pixel_limit_is_configurable(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.png", _good_png())  # 32 x 32 = 1024 pixels
+    assert read_image(path, max_pixels=1024).width == 32
+    with pytest.raises(ImageReadError, match="32x32 is 0.0 megapixels, above the limit of 0.001"):
+        read_image(path, max_pixels=1000)
+    assert read_image(path, max_pixels=None).width == 32
+
+
+# --- atomic writes ----------------------------------------------------------------------------
+
+
+def _image() -> DecodedImage:
+    return DecodedImage(np.full((6, 6, 3), 0.5, np.float32), None, 8, False, "png")
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_failed_write_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> None:
+    target = tmp_path / "out.png"
+    target.write_bytes(b"previous result")
+
+    def fail(fd: int) -> None:
+        raise error
+
+    monkeypatch.setattr(imageio.os, "fsync", fail)
+    expected = KeyboardInterrupt if isinstance(error, KeyboardInterrupt) else ImageWriteError
+    with pytest.raises(expected) as caught:
+        write_image(target, _image())
+    if expected is ImageWriteError:
+        assert str(caught.value) == f"{target}: cannot write (No space left on device)"
+    assert target.read_bytes() == b"previous result"
+    assert _leftovers(tmp_path) == []
+
+
+def test_write_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ImageWriteError, match=r"missing/out.png: cannot write \(No such file or directory\)$"):
+        write_image(tmp_path / "missing" / "out.png", _image())
+    alpha_image = DecodedImage(np.zeros((4, 4, 3), np.float32), np.ones((4, 4), np.float32), 8, False, "png")
+    with pytest.raises(ImageWriteError, match="out.jpg: JPEG cannot store an alpha channel"):
+        write_image(tmp_path / "out.jpg", alpha_image)
+    with pytest.raises(ImageWriteError, match="unknown image extension '.gif'"):
+        write_image(tmp_path / "out.gif", _image())
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_written_file_has_normal_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        write_image(tmp_path / "a.png", _image())
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o644
+
+
+# --- container details --------------------------------------------------------------------------
+
+
+def test_update_exif_rewrites_in_place_both_byte_orders() -> None:
+    for big in (False, True):
+        exif = make_exif(6, big_endian=big, pixel_size=(5, 7))
+        out = metadata.update_exif(exif, orientation=1, pixel_size=(20, 28))
+        assert len(out) == len(exif) and metadata.exif_orientation(out) == 1
+        o = ">" if big else "<"
+        assert struct.pack(o + "HHII", 0xA002, 4, 1, 20) in out and struct.pack(o + "HHII", 0xA003, 4, 1, 28) in out
+    assert metadata.update_exif(b"garbage", orientation=1) == b"garbage"
+    assert metadata.exif_orientation(b"II*\x00\xff\xff\xff\x00") == 1  # IFD offset past the end
+
+
+@pytest.mark.parametrize("quality", [80, 101])  # lossy VP8 and lossless VP8L bitstreams
+def test_webp_embed_builds_a_valid_extended_file(quality: int) -> None:
+    pixels = _rng().integers(0, 256, (9, 13, 3), dtype=np.uint8)
+    data = encode(pixels, ".webp", [cv2.IMWRITE_WEBP_QUALITY, quality])
+    out = metadata.embed_metadata(data, "webp", exif=make_exif(1), icc=fake_icc(301))  # odd size: padded chunk
+    assert out[12:16] == b"VP8X" and out[20] == 0x28  # ICC and EXIF flags, no alpha
+    assert struct.unpack("<I", out[4:8])[0] == len(out) - 8
+    info = metadata.inspect(out)
+    assert (info.width, info.height, info.icc, info.exif) == (13, 9, fake_icc(301), make_exif(1))
+    np.testing.assert_array_equal(
+        cv2.imdecode(np.frombuffer(out, np.uint8), cv2.IMREAD_UNCHANGED),
+        cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED),
+    )
+
+
+def test_sniff_and_header_sizes_without_decoding() -> None:
+    bmp = encode(np.zeros((5, 9, 3), np.uint8), ".bmp")
+    tif = encode(np.zeros((5, 9), np.uint16), ".tif")
+    for data, fmt, gray in [(bmp, "bmp", False), (tif, "tiff", True), (_good_png(), "png", False)]:
+        info = metadata.inspect(data)
+        assert info.format == fmt and info.is_gray == gray
+    assert (metadata.inspect(bmp).width, metadata.inspect(bmp).height) == (9, 5)
+    assert (metadata.inspect(tif).width, metadata.inspect(tif).height) == (9, 5)
