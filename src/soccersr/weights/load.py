@@ -8,6 +8,7 @@ architecture is told from keys and shapes, and they are loaded with ``strict=Tru
 
 from __future__ import annotations
 
+import json
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from soccersr.weights import zoo
@@ -69,18 +70,52 @@ def load_model(name_or_path: str | Path, *, cache_dir: Path | None = None) -> SR
         )
     state = load_state_dict_file(path)
     arch, kwargs = detect_arch(state, origin=str(path))
-    net = _build_and_load(arch, kwargs, state, str(path))
     net_scale = int(kwargs["scale"] if arch == "RRDBNet" else kwargs["upscale"])
+    scale, kwargs = _apply_file_metadata(path, arch, kwargs, net_scale)
+    net = _build_and_load(arch, kwargs, state, str(path))
     return SRModel(
         net=net,
         name=path.stem,
         arch=arch,
         arch_kwargs=kwargs,
         net_scale=net_scale,
-        scale=net_scale,
+        scale=scale,
         size_multiple=size_multiple_for(arch, kwargs),
         source=str(path),
     )
+
+
+def _apply_file_metadata(
+    path: Path, arch: str, kwargs: dict[str, Any], net_scale: int
+) -> tuple[float, dict[str, Any]]:
+    """What only a safetensors header can say (``soccersr export`` writes it): the model's overall
+    scale (animevideov3 x2/x3 hold the x4 network's weights, then a fixed resize) and the compact
+    net's activation (ReLU and LeakyReLU have no weights to tell them apart)."""
+    if path.suffix.lower() != ".safetensors":
+        return net_scale, kwargs
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (OSError, SafetensorError):
+        return net_scale, kwargs
+    if meta.get("arch", arch) != arch:
+        raise WeightsError(f"{path}: header says {meta['arch']}, but the weights are {arch}")
+    scale: float = net_scale
+    if "scale" in meta:
+        try:
+            scale = float(meta["scale"])
+        except ValueError:
+            raise WeightsError(f"{path}: header key 'scale' is not a number: {meta['scale']!r}") from None
+        if not 0 < scale <= net_scale:
+            raise WeightsError(f"{path}: header scale {scale:g} does not fit a x{net_scale} network")
+    if arch == "SRVGGNetCompact" and kwargs.get("act_type") != "prelu" and "arch_kwargs" in meta:
+        try:
+            act = json.loads(meta["arch_kwargs"]).get("act_type")
+        except (ValueError, AttributeError):
+            act = None
+        if act in ("relu", "leakyrelu"):
+            kwargs = {**kwargs, "act_type": act}
+    return scale, kwargs
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:

@@ -1,0 +1,1 @@
+"""Subcommands of the ``soccersr`` CLI, one module each (see ``soccersr.cli``)."""

@@ -1,0 +1,108 @@
+"""`soccersr degrade`: synthesise low-quality images with the Real-ESRGAN degradation."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
+_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "degrade",
+        help="synthesise low-quality images with the Real-ESRGAN degradation",
+        description="Write a degraded, downscaled PNG (same relative path and stem) for every image under HR_DIR: "
+        "USM sharpening, then the official Real-ESRGAN x4plus second-order degradation. Each image's randomness "
+        "comes from --seed and its relative path, so results are reproducible and adding files changes no other "
+        "output. HR images are cropped at the bottom/right to a multiple of --scale.",
+    )
+    parser.add_argument(
+        "hr_dir", type=Path, metavar="HR_DIR", help="folder of high-resolution images (searched recursively)"
+    )
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="LQ_DIR", help="folder for the LQ PNGs")
+    parser.add_argument("--scale", type=int, default=4, help="downscaling factor (default 4)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N", help="images processed in parallel (default 1)")
+    parser.set_defaults(func=run)
+
+
+def image_seed(seed: int, relative: Path) -> int:
+    """Per-image seed: a hash of the base seed and the POSIX relative path (63 bits)."""
+    digest = hashlib.sha256(f"{seed}\0{relative.as_posix()}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def _find_images(root: Path) -> list[Path]:
+    return sorted(
+        p.relative_to(root)
+        for p in root.rglob("*")
+        if p.suffix.lower() in _EXTENSIONS
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from soccersr.data.files import write_png
+    from soccersr.degrade import DegradationConfig, degrade_image
+    from soccersr.infer.imageio import read_image
+
+    prog = "soccersr degrade"
+    if args.scale < 1 or args.workers < 1:
+        print(f"{prog}: error: --scale and --workers must be positive", file=sys.stderr)
+        return 2
+    if not args.hr_dir.is_dir():
+        print(f"{prog}: error: {args.hr_dir}: not a folder", file=sys.stderr)
+        return 2
+    cfg = DegradationConfig(scale=args.scale)
+    images = _find_images(args.hr_dir)
+    if not images:
+        print(f"{prog}: error: {args.hr_dir}: no images found", file=sys.stderr)
+        return 1
+
+    failed = 0
+    targets: dict[Path, list[Path]] = {}
+    for rel in images:
+        targets.setdefault(rel.with_suffix(".png"), []).append(rel)
+    jobs = []
+    for target, sources in targets.items():
+        if len(sources) > 1:
+            names = ", ".join(str(args.hr_dir / s) for s in sources)
+            print(f"{prog}: error: {names}: same output {args.output / target}; rename one", file=sys.stderr)
+            failed += len(sources)
+        else:
+            jobs.append((sources[0], target))
+
+    def work(job: tuple[Path, Path]) -> str | None:
+        rel, target = job
+        path = args.hr_dir / rel
+        try:
+            hr = read_image(path).rgb
+            lq = degrade_image(hr, scale=args.scale, seed=image_seed(args.seed, rel), cfg=cfg)
+            out = args.output / target
+            out.parent.mkdir(parents=True, exist_ok=True)
+            bgr = np.ascontiguousarray((lq[..., ::-1] * 255.0).round().astype(np.uint8))
+            write_png(out, bgr)
+        except (ValueError, OSError, RuntimeError) as exc:
+            return f"{path}: {exc}" if str(path) not in str(exc) else str(exc)
+        return None
+
+    written = 0
+    with ThreadPoolExecutor(max_workers=args.workers) as pool, tqdm(total=len(jobs), unit="img", desc="degrade") as bar:
+        for error in pool.map(work, jobs):
+            bar.update(1)
+            if error is None:
+                written += 1
+            else:
+                failed += 1
+                bar.write(f"{prog}: error: {error}", file=sys.stderr)
+    print(f"{written} LQ images written to {args.output}" + (f", {failed} failed" if failed else ""))
+    return 1 if failed else 0

@@ -1,0 +1,174 @@
+"""`soccersr eval`: compare models on held-out images (PSNR, SSIM, NIQE, sheets).
+
+    soccersr eval --model x4plus --model my-finetune.pth --hr held-out/ --boxes labels/ --niqe-params niqe.npz
+    soccersr eval --model x4plus --lq real-photos/              # no ground truth: NIQE and time only
+    soccersr eval fit-niqe sharp-frames/ -o niqe.npz            # the NIQE pristine model
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def _crop(text: str) -> tuple[int, int, int, int]:
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected x,y,w,h (integers), got {text!r}") from None
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise argparse.ArgumentTypeError(f"expected x,y >= 0 and w,h > 0, got {text!r}")
+    return x, y, w, h
+
+
+def _tile(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a tile size in pixels (0: no tiling), got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"tile size must be >= 0, got {value}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="compare models on held-out images (PSNR, SSIM, NIQE, sheets)",
+        description=(
+            "Upscale the same inputs with every --model and score them: PSNR/SSIM on Y against --hr, "
+            "the same on the players (--boxes), NIQE (--niqe-params), time. Writes a report folder "
+            "(summary.md, results.csv, report.json, comparison sheets, index.html). "
+            "Subcommand: 'soccersr eval fit-niqe DIR -o PARAMS.npz' fits the NIQE model."
+        ),
+    )
+    parser.add_argument("--model", "-m", dest="models", action="append", metavar="NAME_OR_FILE",
+                        help="built-in model name or weights file; repeat to compare models")
+    parser.add_argument("--hr", type=Path, metavar="DIR", help="ground-truth images (enables PSNR/SSIM)")
+    parser.add_argument("--lq", type=Path, metavar="DIR",
+                        help="low-resolution inputs, same stems as the HR; default: synthesised from the HR")
+    parser.add_argument("--seed", type=int, default=0, help="degradation seed for synthesised LQ (default 0)")
+    parser.add_argument("--boxes", type=Path, metavar="DIR",
+                        help="YOLO box files 'class cx cy w h' (0 ball, 1 goalkeeper, 2 player, 3 referee), same stems")
+    parser.add_argument("--box-enlarge", type=float, default=0.10, metavar="F", help="grow each box by F (default 0.10)")
+    parser.add_argument("--report", "-o", type=Path, default=Path("eval-report"), metavar="OUT",
+                        help="report folder (default ./eval-report)")
+    parser.add_argument("--niqe-params", type=Path, metavar="FILE", help="NIQE params (.npz from fit-niqe); none: no NIQE")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+                        help="inference precision (default auto: fp16 on CUDA, fp32 on the CPU)")
+    parser.add_argument("--tile", type=_tile, default="auto", help="tile size in input pixels, 0 for none, or auto")
+    parser.add_argument("--crops", type=_crop, nargs="+", default=[], metavar="X,Y,W,H",
+                        help="sheet crops on the output grid (default: players from --boxes, else the most detailed regions)")
+    parser.add_argument("--no-sheets", dest="sheets", action="store_false", help="skip the comparison sheets and index.html")
+    parser.add_argument("--save-outputs", action="store_true", help="also write every model's output PNGs")
+    parser.set_defaults(func=run)
+
+    sub = parser.add_subparsers(dest="eval_command", metavar="{fit-niqe}")
+    fit = sub.add_parser("fit-niqe", help="fit the NIQE pristine model on a folder of sharp, clean images",
+                         description="Fit NIQE's pristine multivariate Gaussian on the sharpest patches of each image.")
+    fit.add_argument("folder", type=Path, help="folder of sharp images (e.g. HR soccer frames)")
+    fit.add_argument("-o", "--output", type=Path, required=True, metavar="PARAMS.npz")
+    fit.add_argument("--patch-size", type=int, default=96, help="patch side (default 96, as published)")
+    fit.add_argument("--sharpness", type=float, default=0.75,
+                     help="keep patches sharper than this fraction of each image's sharpest (default 0.75)")
+    fit.add_argument("--max-images", type=int, default=None, help="use at most this many images (sorted by name)")
+    fit.set_defaults(func=run_fit_niqe)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from soccersr.eval.runner import EvalConfig, run_eval
+
+    log = logging.getLogger("soccersr.eval")
+    try:
+        cfg = EvalConfig(
+            models=tuple(args.models or ()),
+            report_dir=args.report,
+            hr_dir=args.hr,
+            lq_dir=args.lq,
+            seed=args.seed,
+            boxes_dir=args.boxes,
+            niqe_params=args.niqe_params,
+            device=args.device,
+            precision=args.precision,
+            tile=args.tile,
+            crops=tuple(args.crops),
+            box_enlarge=args.box_enlarge,
+            sheets=args.sheets,
+            save_outputs=args.save_outputs,
+        )
+        outcome = run_eval(cfg, on_image=lambda i, n, name: log.info("[%d/%d] %s", i + 1, n, name))
+    except ValueError as exc:
+        # EvalError, NiqeError, WeightsError, ImageReadError, BoxFileError and the engine's
+        # option errors are all ValueErrors with a one-line message naming the cause.
+        print(f"soccersr eval: error: {exc}", file=sys.stderr)
+        return 2
+    print(outcome.table)
+    print(f"\nreport: {outcome.report_dir / 'summary.md'}")
+    if args.sheets:
+        print(f"sheets: {outcome.report_dir / 'index.html'}")
+    if outcome.failed:
+        names = ", ".join(f["image"] for f in outcome.failed)
+        print(f"soccersr eval: error: {len(outcome.failed)} image(s) failed: {names}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_fit_niqe(args: argparse.Namespace) -> int:
+    import hashlib
+    import logging
+
+    from soccersr.eval.niqe import NiqeError, fit_niqe, save_niqe_model
+    from soccersr.eval.inputs import IMAGE_SUFFIXES
+    from soccersr.infer.imageio import ImageReadError, read_image
+
+    log = logging.getLogger("soccersr.eval")
+    folder: Path = args.folder
+    if not folder.is_dir():
+        print(f"soccersr eval fit-niqe: error: {folder}: not a folder", file=sys.stderr)
+        return 2
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if args.max_images is not None:
+        files = files[: args.max_images]
+    if not files:
+        print(f"soccersr eval fit-niqe: error: {folder}: no images", file=sys.stderr)
+        return 2
+    digest = hashlib.sha256()
+    failed = []
+
+    def images() -> Iterator[tuple[str, Any]]:
+        for i, path in enumerate(files):
+            log.info("[%d/%d] %s", i + 1, len(files), path.name)
+            try:
+                data = path.read_bytes()
+                rgb = read_image(path).rgb
+            except (OSError, ImageReadError) as exc:
+                log.error("skipping %s", exc)
+                failed.append(path.name)
+                continue
+            digest.update(hashlib.sha256(data).digest())
+            yield path.name, rgb
+
+    try:
+        model = fit_niqe(images(), patch_size=args.patch_size, sharpness_threshold=args.sharpness,
+                         info={"source": str(folder.resolve())})
+    except NiqeError as exc:
+        print(f"soccersr eval fit-niqe: error: {exc}", file=sys.stderr)
+        return 2
+    from dataclasses import replace
+
+    model = replace(model, info={**model.info, "images_sha256": digest.hexdigest(), "failed": failed})
+    save_niqe_model(model, args.output)
+    info = model.info
+    print(
+        f"NIQE params: {args.output} ({info['num_images']} images, {info['num_patches_kept']} of "
+        f"{info['num_patches_total']} patches kept, patch {info['patch_size']}, sharpness > {info['sharpness_threshold']})"
+    )
+    return 1 if failed else 0

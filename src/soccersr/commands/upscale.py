@@ -1,0 +1,240 @@
+"""`soccersr upscale`: upscale photos (files, folders, globs) with a super-resolution model.
+
+Exit codes: 0 when every image was upscaled or skipped, 1 when any input failed (each failure
+is reported on one line naming the file and the reason, and the batch goes on), 2 for usage
+errors (bad options, an unknown model, an unusable device), 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_PIXELS = (
+    40_000_000  # the same as soccersr.infer.imageio.DEFAULT_MAX_PIXELS (not imported: keeps --help instant)
+)
+
+
+def _auto_or_int(minimum: int):
+    def parse(text: str) -> str | int:
+        if text == "auto":
+            return text
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected 'auto' or an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _int_in(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in {low}..{high}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _pixel_count(text: str) -> int | None:
+    """'40M', '40000000' or '4e7' pixels; 0 means no limit."""
+    scale = 1_000_000 if text[-1:] in ("M", "m") else 1
+    try:
+        value = float(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a pixel count like 40M or 40000000, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return int(value) or None
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "upscale",
+        help="upscale photos (files, folders, globs) with a super-resolution model",
+        description="Upscale photos with a Real-ESRGAN model. Inputs are files, folders or globs; "
+        "outputs are written to OUTDIR as <name>_<suffix>.<ext>, never replacing existing files unless --overwrite.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image file, folder or glob (quote globs)")
+    parser.add_argument(
+        "-o", "--output", required=True, type=Path, metavar="OUTDIR", help="output folder (created if needed)"
+    )
+    parser.add_argument(
+        "-r", "--recursive", action="store_true", help="descend into subfolders, keeping them in OUTDIR"
+    )
+    parser.add_argument(
+        "-m",
+        "--model",
+        default=None,
+        help="built-in model name or weights file (default: x4plus; see `soccersr models`)",
+    )
+    parser.add_argument(
+        "--suffix", default=None, help="added to output names as NAME_SUFFIX (default: the scale, e.g. x4; '' for none)"
+    )
+    parser.add_argument(
+        "--format",
+        default="auto",
+        choices=("auto", "png", "jpg", "webp"),
+        help="output format; auto keeps the input's (images with alpha become PNG unless webp)",
+    )
+    parser.add_argument("--quality", type=_int_in(1, 100), default=95, help="JPEG/WebP quality 1..100 (default 95)")
+    parser.add_argument(
+        "-s",
+        "--outscale",
+        type=_positive_float,
+        default=None,
+        help="final scale (default: the model's); other values resize the model output with Lanczos",
+    )
+    parser.add_argument(
+        "--tile", type=_auto_or_int(0), default="auto", help="tile size in input pixels, 0 for none, or auto (default)"
+    )
+    parser.add_argument(
+        "--tile-overlap",
+        type=_int_in(0, 1 << 16),
+        default=None,
+        help="overlap between tiles in input pixels (default: the engine's)",
+    )
+    parser.add_argument(
+        "--engine",
+        default="auto",
+        choices=("auto", "torch", "onnxruntime"),
+        help="auto (default): onnxruntime for a .onnx --model (from `soccersr export`), else torch",
+    )
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "fp16", "bf16"),
+        help="compute precision (default auto: fp16 on CUDA, fp32 on CPU)",
+    )
+    parser.add_argument(
+        "--alpha",
+        default="model",
+        choices=("model", "resize"),
+        help="upscale transparency with the model (default) or a Lanczos resize",
+    )
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    existing.add_argument(
+        "--skip-existing", action="store_true", help="skip images whose output exists (resume a batch)"
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=_pixel_count,
+        default=DEFAULT_MAX_PIXELS,
+        help="refuse inputs above this many pixels, e.g. 40M (default); 0 for no limit",
+    )
+    parser.add_argument(
+        "--batch-size", type=_auto_or_int(1), default="auto", help="tiles per forward pass, or auto (default)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def _error(message: str) -> int:
+    print(f"soccersr upscale: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from soccersr.infer.batch import BatchInterrupted, BatchOptions, discover, run_batch
+    from soccersr.infer.engine import Upscaler
+    from soccersr.weights import WeightsError, load_model
+    from soccersr.weights.zoo import DEFAULT_MODEL
+
+    output_dir: Path = args.output
+    if output_dir.exists() and not output_dir.is_dir():
+        return _error(f"{output_dir}: the output folder is a file")
+    jobs, failures = discover(args.inputs, recursive=args.recursive, exclude=output_dir)
+    if not jobs:
+        for failure in failures:
+            logger.error("%s", failure.message)
+        print("nothing to upscale")
+        return 1
+
+    engine_options = {
+        "device": args.device,
+        "precision": args.precision,
+        "tile": args.tile,
+        "batch_size": args.batch_size,
+    }
+    if args.tile_overlap is not None:
+        engine_options["tile_overlap"] = args.tile_overlap
+    model_arg = args.model or DEFAULT_MODEL
+    engine = args.engine
+    if engine == "auto":
+        engine = "onnxruntime" if model_arg.lower().endswith(".onnx") else "torch"
+    try:
+        if engine == "onnxruntime":
+            from soccersr.infer.onnx_backend import load_onnx_upscaler
+
+            model_name = Path(model_arg).name
+            upscaler = load_onnx_upscaler(model_arg, **engine_options)
+        else:
+            model = load_model(model_arg)
+            model_name = model.name
+            upscaler = Upscaler(model, **engine_options)
+    except WeightsError as error:
+        return _error(str(error))
+    except (ValueError, RuntimeError) as error:  # OnnxModelError is a ValueError
+        return _error(str(error).strip().splitlines()[0])
+
+    scale = args.outscale or upscaler.scale
+    suffix = f"x{scale:g}" if args.suffix is None else args.suffix
+    try:
+        options = BatchOptions(
+            output_dir=output_dir,
+            suffix=suffix,
+            format="jpeg" if args.format == "jpg" else args.format,
+            quality=args.quality,
+            outscale=args.outscale,
+            alpha=args.alpha,
+            overwrite=args.overwrite,
+            skip_existing=args.skip_existing,
+            max_pixels=args.max_pixels,
+            progress=not args.no_progress,
+        )
+    except ValueError as error:
+        return _error(str(error))
+    for failure in failures:
+        logger.error("%s", failure.message)
+    logger.info(
+        "%d input file%s, model %s (x%g) on %s",
+        len(jobs),
+        "s" if len(jobs) != 1 else "",
+        model_name,
+        upscaler.scale,
+        upscaler.device,
+    )
+
+    try:
+        with logging_redirect_tqdm():
+            summary = run_batch(jobs, upscaler, options, failures=failures)
+    except BatchInterrupted as stop:
+        print("\n".join(stop.summary.lines()))
+        return 130
+    print("\n".join(summary.lines()))
+    return 1 if summary.failed else 0
