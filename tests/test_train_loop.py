@@ -174,3 +174,22 @@ def test_cli_reports_config_errors_with_exit_code_2(tmp_path: Path, tiny_dir: Pa
     assert main(["train", "--config", str(config)]) == 2
     assert f"soccersr train: error: {config}: train.optim_g.lrr: unknown key" in capsys.readouterr().err
     assert main(["train", "--config", str(tmp_path / "missing.yml")]) == 2
+
+
+def test_time_limit_stops_early_with_a_checkpoint_and_export(tmp_path: Path, tiny_dir: Path, monkeypatch) -> None:
+    """A fixed-length GPU session: the run ends at a logging step once the time is up, and what it
+    trained is saved exactly as at total_iter."""
+    import soccersr.train.loop as loop
+
+    clock = iter(float(t) for t in range(0, 10_000, 30))  # every monotonic() call advances 30 s
+    monkeypatch.setattr(loop.time, "monotonic", lambda: next(clock))
+    raw = tiny_raw(tmp_path, tiny_dir, total_iter=1000)
+    raw["train"]["time_limit_min"] = 1.0
+    raw["logger"]["print_freq"] = 2
+    cfg = parse_config(raw)
+    result = train(cfg, device="cpu")
+    # deadline = 0 + 60 s; checks at iterations 2 (t=30: go on) and 4 (t=60: not past), 6 (t=90: stop).
+    assert result.iteration == 6
+    exp = tmp_path / "experiments" / "tiny"
+    assert list_states(exp)[-1][0] == 6
+    assert (exp / "models" / "net_g_6.pth").is_file()

@@ -243,9 +243,14 @@ class TrainConfig:
     """soccersr: torch.compile G, D and the VGG feature extractor."""
     allow_random_vgg: bool = False
     """soccersr, tests only: run the perceptual loss with a random VGG19 when no weights file exists."""
+    time_limit_min: float | None = None
+    """soccersr: stop early, as if total_iter were reached (checkpoint, export, validation), once this
+    many minutes have passed since the loop started; for GPU sessions of fixed length."""
 
     def __post_init__(self) -> None:
         _require(self.total_iter > 0, "total_iter", f"must be positive, got {self.total_iter}")
+        _require(self.time_limit_min is None or self.time_limit_min > 0, "time_limit_min",
+                 f"must be positive, got {self.time_limit_min}")
         _require(0 <= self.ema_decay < 1, "ema_decay", f"must lie in [0, 1), got {self.ema_decay}")
         _require(self.net_d_iters >= 1, "net_d_iters", f"must be >= 1, got {self.net_d_iters}")
         _require(self.net_d_init_iters >= 0, "net_d_init_iters", f"must be >= 0, got {self.net_d_init_iters}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from soccersr.train.distributed import (
     DistContext,
     barrier,
     close_distributed,
+    broadcast_from_main,
     gather_to_main,
     init_distributed,
     mean_over_ranks,
@@ -180,24 +182,35 @@ def _run(cfg: TrainingConfig, ctx: DistContext, *, resume: str | Path | None, au
     values: dict[str, float] = {}
     iteration = start
     window_start, window_iters = time.perf_counter(), 0
+    deadline = None if t.time_limit_min is None else time.monotonic() + 60 * t.time_limit_min
+    stop_at = t.total_iter
     # disable=None: a progress bar on rank 0 when stderr is a terminal, none in log files.
     with logging_redirect_tqdm(), tqdm(total=t.total_iter, initial=start, unit="it", dynamic_ncols=True,
                                        disable=None if ctx.is_main else True, smoothing=0.05) as bar:
-        while iteration < t.total_iter:
+        while iteration < stop_at:
             gt = stream.next()["gt"].to(device, non_blocking=True)
             iteration += 1
             lr_g = opt_g.param_groups[0]["lr"]  # the lr this iteration runs with
             lr_d = opt_d.param_groups[0]["lr"] if opt_d is not None else math.nan
             losses = train_step(gt, nets=nets, opt_g=opt_g, opt_d=opt_d, pool=pool, generator=generator,
                                 opts=opts, iteration=iteration)
-            # The schedulers set the optimisers' lr for the next iteration.
-            sched_g.step()
+            # The schedulers set the optimisers' lr for the next iteration. They count iterations,
+            # as the official schedule does, also during a D-only warm-up when G has not stepped yet
+            # (torch warns about exactly that order; here it is intended).
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+                sched_g.step()
             if sched_d is not None:
                 sched_d.step()
             bar.update(1)
             window_iters += 1
 
-            done = iteration == t.total_iter
+            if deadline is not None and iteration % cfg.logger.print_freq == 0:
+                # Rank 0's clock decides, so every rank stops at the same iteration.
+                if broadcast_from_main(time.monotonic() > deadline, ctx):
+                    log.info("iter %d  time limit of %g min reached: stopping here", iteration, t.time_limit_min)
+                    stop_at = iteration
+            done = iteration == stop_at
             if iteration % cfg.logger.print_freq == 0 or done:
                 # The only host-device sync of an ordinary iteration.
                 values = mean_over_ranks(losses, ctx)
