@@ -246,10 +246,10 @@ def bench_cuda(args: argparse.Namespace, frame: np.ndarray) -> list[dict]:
         # Reference: what RealESRGANer(half=True, tile=0) does, without the numpy/BGR conversions.
         reference_net = copy.deepcopy(model.net).half().to(device).eval()
 
-        def reference() -> torch.Tensor:
+        def reference(net: torch.nn.Module = reference_net) -> torch.Tensor:
             with torch.no_grad():
                 x = batch.to(device).half()
-                return reference_net(x).float().cpu().clamp_(0, 1)
+                return net(x).float().cpu().clamp_(0, 1)
 
         contenders: dict[str, Callable[[], torch.Tensor]] = {"reference_fp16_nchw": reference}
         upscalers = {}

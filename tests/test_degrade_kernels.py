@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from soccersr.degrade import BLUR_KERNELS, KERNEL_TYPES, StageConfig
-from soccersr.degrade.kernels import SINC, blur_kernels, pulse_kernels, sample_final_sinc, sample_stage_kernels, sinc_kernels
+from soccersr.degrade.kernels import (
+    SINC,
+    blur_kernels,
+    pulse_kernels,
+    sample_final_sinc,
+    sample_stage_kernels,
+    sinc_kernels,
+)
 
 SIZES = (7, 9, 11, 13, 15, 17, 19, 21)
 

@@ -11,6 +11,7 @@ import pytest
 
 from soccersr.eval.niqe import (
     NiqeError,
+    NiqeModel,
     _gaussian_window,
     _patch_features,
     _resize_matrix,
@@ -18,7 +19,6 @@ from soccersr.eval.niqe import (
     image_features,
     imresize_half,
     load_niqe_model,
-    NiqeModel,
     mscn,
     niqe_score,
     save_niqe_model,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
+
 from test_train_common import tiny_raw
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from test_train_common import tiny_raw
 
 from soccersr.cli import main
 from soccersr.train import ConfigError, TrainError, load_config, parse_config, train
 from soccersr.train.checkpoint import list_states
+from test_train_common import tiny_raw
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

@@ -18,7 +18,15 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from soccersr import cli
-from soccersr.weights import WeightsError, builtin, default_cache_dir, list_models, load_model, load_state_dict_file, zoo
+from soccersr.weights import (
+    WeightsError,
+    builtin,
+    default_cache_dir,
+    list_models,
+    load_model,
+    load_state_dict_file,
+    zoo,
+)
 from soccersr.weights.model import build_network
 from soccersr.weights.zoo import ModelSpec
 

@@ -125,8 +125,8 @@ def run_fit_niqe(args: argparse.Namespace) -> int:
     import hashlib
     import logging
 
-    from soccersr.eval.niqe import NiqeError, fit_niqe, save_niqe_model
     from soccersr.eval.inputs import IMAGE_SUFFIXES
+    from soccersr.eval.niqe import NiqeError, fit_niqe, save_niqe_model
     from soccersr.infer.imageio import ImageReadError, read_image
 
     log = logging.getLogger("soccersr.eval")

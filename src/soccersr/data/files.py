@@ -7,12 +7,12 @@ with a dot and are ignored by :func:`list_images`).
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from soccersr.atomic import atomic_write_bytes
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 
@@ -36,22 +36,6 @@ def list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder}: not a directory")
     return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either absent, the old file, or complete."""
-    path = Path(path)
-    # os.open with mode 0o666 (not mkstemp's 0o600) so the file gets the usual umask permissions.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        # Also on KeyboardInterrupt: the temporary file must not outlive the write.
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def encode_png(image: np.ndarray, compression_level: int = 3) -> bytes:

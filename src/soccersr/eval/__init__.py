@@ -9,9 +9,9 @@
 - ``runner``: ``soccersr eval`` end to end (``EvalConfig``, ``run_eval``).
 """
 
+from soccersr.eval.inputs import EvalError
 from soccersr.eval.metrics import psnr, ssim
 from soccersr.eval.niqe import NiqeModel, fit_niqe, load_niqe_model, niqe_score, save_niqe_model
-from soccersr.eval.inputs import EvalError
 from soccersr.eval.runner import EvalConfig, run_eval
 
 __all__ = [

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from soccersr.atomic import atomic_write_bytes
+
 Scores = Mapping[str, Mapping[str, Mapping[str, float]]]
 
 
@@ -294,9 +296,7 @@ def markdown_summary(
 
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_bytes(path, text.encode("utf-8"), durable=False)
 
 
 def write_text(path: Path, text: str) -> None:

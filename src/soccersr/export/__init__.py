@@ -6,9 +6,9 @@ safetensors export works without the optional ``onnx``/``onnxruntime`` packages.
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
+
+from soccersr.atomic import atomic_write_bytes
 
 __all__ = ["ExportError", "write_atomic"]
 
@@ -26,14 +26,4 @@ def write_atomic(path: Path, data: bytes) -> None:
     Readers never see a half-written file, and an interrupted export leaves the old file (or none).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Not tempfile.mkstemp: its files are private (0600); this one gets the usual umask permissions.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)

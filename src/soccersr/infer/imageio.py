@@ -8,15 +8,14 @@ replaces the target atomically: an interrupted write (an error, Ctrl-C) leaves n
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from soccersr.atomic import atomic_write_bytes
 from soccersr.infer import metadata
 from soccersr.infer.metadata import ContainerError
 
@@ -270,20 +269,8 @@ def write_image(path: str | Path, image: DecodedImage, *, quality: int = 95, for
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary sibling file and ``os.replace``."""
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        try:
-            # Mode 0o666 minus the umask, like any new file (mkstemp would make it 0o600).
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            with os.fdopen(fd, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, path)
-        except OSError as error:
-            reason = "permission denied" if isinstance(error, PermissionError) else (error.strerror or str(error))
-            raise ImageWriteError(f"{path}: cannot write ({reason})") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+        atomic_write_bytes(path, data)
+    except OSError as error:
+        reason = "permission denied" if isinstance(error, PermissionError) else (error.strerror or str(error))
+        raise ImageWriteError(f"{path}: cannot write ({reason})") from None

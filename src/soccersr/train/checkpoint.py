@@ -14,13 +14,14 @@ either the previous file set or the new one, never a torn file under a real name
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
+
+from soccersr.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -32,35 +33,6 @@ _STATE_NAME = re.compile(r"^(\d+)\.state$")
 
 class CheckpointError(RuntimeError):
     """A training-state file is missing, unreadable or not ours; the message names the file."""
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable (POSIX); not possible on every platform.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp_path)``, fsync the result and rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
 
 
 def _torch_save(obj: Any) -> Callable[[Path], None]:
@@ -99,6 +71,7 @@ def remove_stale_temporaries(experiment_dir: Path) -> None:
 def save_state(experiment_dir: Path, iteration: int, state: Mapping[str, Any], *, keep: int) -> Path:
     """Write the training state for ``iteration`` atomically and keep only the newest ``keep`` states."""
     path = state_path(experiment_dir, iteration)
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, _torch_save({"format": STATE_FORMAT, "iteration": iteration, **state}))
     for _, old in list_states(experiment_dir)[:-keep]:
         old.unlink(missing_ok=True)
@@ -135,6 +108,7 @@ def export_generator(experiment_dir: Path, iteration: int, g: nn.Module, g_ema: 
     from safetensors.torch import save_file
 
     models = experiment_dir / MODELS_DIR
+    models.mkdir(parents=True, exist_ok=True)
     params = _cpu_state(g)
     bundle = {"params": params}
     if g_ema is not None:

@@ -191,7 +191,7 @@ class PerceptualLossConfig:
         from soccersr.train.vgg import VGG19_LAYERS
 
         for name, weight in self.layer_weights.items():
-            _require(name in VGG19_LAYERS, f"layer_weights.{name}", f"not a VGG19 layer (e.g. conv3_4, relu2_2)")
+            _require(name in VGG19_LAYERS, f"layer_weights.{name}", "not a VGG19 layer (e.g. conv3_4, relu2_2)")
             _require(weight >= 0, f"layer_weights.{name}", f"must be >= 0, got {weight}")
         _require(len(self.layer_weights) > 0, "layer_weights", "must name at least one layer")
         _require(self.perceptual_weight >= 0, "perceptual_weight", f"must be >= 0, got {self.perceptual_weight}")

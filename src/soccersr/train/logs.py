@@ -10,9 +10,10 @@ import csv
 import io
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+from soccersr.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,7 @@ def _truncate_after(path: Path, iteration: int, columns: Sequence[str]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=list(columns), restval="", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
 
 
 class _CsvLog:

@@ -19,6 +19,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from soccersr.atomic import atomic_write_bytes
 from soccersr.degrade import TrainingPairPool
 from soccersr.train import checkpoint as ckpt
 from soccersr.train.build import (
@@ -35,8 +36,8 @@ from soccersr.train.data import BatchStream, ShardedBatchSampler
 from soccersr.train.distributed import (
     DistContext,
     barrier,
-    close_distributed,
     broadcast_from_main,
+    close_distributed,
     gather_to_main,
     init_distributed,
     mean_over_ranks,
@@ -104,7 +105,7 @@ def _run(cfg: TrainingConfig, ctx: DistContext, *, resume: str | Path | None, au
     if ctx.is_main:
         exp.mkdir(parents=True, exist_ok=True)
         ckpt.remove_stale_temporaries(exp)
-        ckpt.atomic_write(exp / "config.yml", lambda tmp: tmp.write_text(dump_config(cfg), encoding="utf-8"))
+        atomic_write_bytes(exp / "config.yml", dump_config(cfg).encode("utf-8"))
     barrier(ctx)
 
     # ---- networks: the same init on every rank (DDP also broadcasts rank 0's weights) ----

@@ -23,7 +23,6 @@ import importlib.util
 import inspect
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Mapping
@@ -33,6 +32,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from soccersr.atomic import atomic_write
 from soccersr.weights.detect import WeightsError, detect_arch
 from soccersr.weights.model import GENERATORS
 from soccersr.weights.ncnn import CONVERTER_VERSION, convert_ncnn
@@ -170,17 +170,7 @@ def _write_atomic(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping
     """Write to a temporary file in the same folder, then rename: readers never see half a file,
     and two processes converting at once each rename a complete file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(dict(tensors), tmp, metadata=dict(meta))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: save_file(dict(tensors), str(tmp), metadata=dict(meta)))
 
 
 def _sha256_file(path: Path) -> str:
