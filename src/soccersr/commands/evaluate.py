@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from soccersr.commands.args import auto_or_int
+
 
 def _crop(text: str) -> tuple[int, int, int, int]:
     try:
@@ -22,18 +24,6 @@ def _crop(text: str) -> tuple[int, int, int, int]:
     if w <= 0 or h <= 0 or x < 0 or y < 0:
         raise argparse.ArgumentTypeError(f"expected x,y >= 0 and w,h > 0, got {text!r}")
     return x, y, w, h
-
-
-def _tile(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a tile size in pixels (0: no tiling), got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"tile size must be >= 0, got {value}")
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -62,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                         help="inference precision (default auto: fp16 on CUDA, fp32 on the CPU)")
-    parser.add_argument("--tile", type=_tile, default="auto", help="tile size in input pixels, 0 for none, or auto")
+    parser.add_argument("--tile", type=auto_or_int(0), default="auto", help="tile size in input pixels, 0 for none, or auto")
     parser.add_argument("--crops", type=_crop, nargs="+", default=[], metavar="X,Y,W,H",
                         help="sheet crops on the output grid (default: players from --boxes, else the most detailed regions)")
     parser.add_argument("--no-sheets", dest="sheets", action="store_false", help="skip the comparison sheets and index.html")

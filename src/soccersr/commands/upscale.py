@@ -12,26 +12,13 @@ import logging
 import sys
 from pathlib import Path
 
+from soccersr.commands.args import auto_or_int
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = (
     40_000_000  # the same as soccersr.infer.imageio.DEFAULT_MAX_PIXELS (not imported: keeps --help instant)
 )
-
-
-def _auto_or_int(minimum: int):
-    def parse(text: str) -> str | int:
-        if text == "auto":
-            return text
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected 'auto' or an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
 
 
 def _int_in(low: int, high: int):
@@ -107,7 +94,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="final scale (default: the model's); other values resize the model output with Lanczos",
     )
     parser.add_argument(
-        "--tile", type=_auto_or_int(0), default="auto", help="tile size in input pixels, 0 for none, or auto (default)"
+        "--tile", type=auto_or_int(0), default="auto", help="tile size in input pixels, 0 for none, or auto (default)"
     )
     parser.add_argument(
         "--tile-overlap",
@@ -146,7 +133,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="refuse inputs above this many pixels, e.g. 40M (default); 0 for no limit",
     )
     parser.add_argument(
-        "--batch-size", type=_auto_or_int(1), default="auto", help="tiles per forward pass, or auto (default)"
+        "--batch-size", type=auto_or_int(1), default="auto", help="tiles per forward pass, or auto (default)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
