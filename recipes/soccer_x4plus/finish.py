@@ -1,0 +1,91 @@
+"""Bring the fine-tuned generator home from a GPU session, and install it as a built-in model.
+
+    finish.py pack experiments/.../net_g_<iter>.pth -o $OUT    # on the GPU machine
+    finish.py join .device-files/ -o src/soccersr/weights/builtin/soccer-x4plus.safetensors   # here
+
+``pack`` writes the EMA generator (official key names, fp16: ~33 MB) as parts of at most 15 MB,
+because the device tool returns files of at most 16 MB, plus ``pack.json`` with the sha256 of the
+whole file and of each part. ``join`` reassembles them, checks every checksum and that the file
+loads as the expected RRDBNet, and only then moves it into place (atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import save
+
+from soccersr.weights import load_model, load_state_dict_file
+
+PART_BYTES = 15 * 1024 * 1024
+NAME = "soccer-x4plus.safetensors"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def pack(model_file: Path, out: Path) -> None:
+    state = load_state_dict_file(model_file)  # params_ema first, as every loader of ours does
+    half = {k: v.to(torch.float16).contiguous() for k, v in state.items()}
+    data = save(half, metadata={"model": "soccer-x4plus", "source": model_file.name, "format": "pt"})
+    parts = [data[i : i + PART_BYTES] for i in range(0, len(data), PART_BYTES)]
+    for i, part in enumerate(parts):
+        (out / f"{NAME}.part{i}").write_bytes(part)
+    manifest = {"file": NAME, "bytes": len(data), "sha256": _sha256(data), "source": str(model_file),
+                "parts": [{"name": f"{NAME}.part{i}", "sha256": _sha256(p)} for i, p in enumerate(parts)]}
+    (out / "pack.json").write_text(json.dumps(manifest, indent=2))
+    print(f"packed {model_file} -> {len(parts)} parts, {len(data)} bytes, sha256 {manifest['sha256']}")
+
+
+def join(folder: Path, target: Path) -> None:
+    manifest = json.loads((folder / "pack.json").read_text())
+    data = b""
+    for part in manifest["parts"]:
+        chunk = (folder / part["name"]).read_bytes()
+        if _sha256(chunk) != part["sha256"]:
+            raise SystemExit(f"{folder / part['name']}: checksum mismatch (damaged in transfer)")
+        data += chunk
+    if len(data) != manifest["bytes"] or _sha256(data) != manifest["sha256"]:
+        raise SystemExit(f"{folder}: the joined file does not match pack.json")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp.safetensors")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        model = load_model(tmp)  # refuses anything that is not a loadable generator
+        if (model.arch, model.net_scale) != ("RRDBNet", 4):
+            raise SystemExit(f"{tmp}: expected an x4 RRDBNet, got {model.arch} x{model.net_scale}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    print(f"installed {target} ({len(data)} bytes, sha256 {manifest['sha256']})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="step", required=True)
+    p = sub.add_parser("pack")
+    p.add_argument("model", type=Path)
+    p.add_argument("-o", "--out", type=Path, required=True)
+    j = sub.add_parser("join")
+    j.add_argument("folder", type=Path)
+    j.add_argument("-o", "--out", type=Path, default=Path("src/soccersr/weights/builtin") / NAME)
+    args = parser.parse_args(argv)
+    if args.step == "pack":
+        pack(args.model, args.out)
+    else:
+        join(args.folder, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# One GPU session for soccer-x4plus (device tool: ~15 minutes per session, one command of <= 10).
+# Run from the repo root on the GPU machine, after, here:
+#   python recipes/soccer_x4plus/prepare.py collect --shared ../shared/data/soccer-hr -o .devrun/soccer
+#   SOCCERSR_CACHE_DIR=.devrun/cache soccersr models --convert x4plus   (or any x4plus load)
+# and carry [.devrun/soccer/sources, .devrun/cache]. Steps (env STEPS, default all of them):
+#   bench  CUDA upscale benchmark (fp16/bf16 vs the official-style reference)
+#   train  build the data, fine-tune for TRAIN_MIN minutes (default 5)
+#   eval   x4plus vs the fine-tune on the held-out games (whole frames and players) + sheets
+#   pack   the EMA generator as fp16 safetensors in <16 MB parts with sha256 (recipes/.../finish.py joins them)
+# SOCCERSR_DRY_RUN=1 runs the same steps tiny, on the CPU, to check the script before spending GPU time.
+set -u
+cd "$(dirname "$0")/../.."
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 SOCCERSR_CACHE_DIR="$PWD/.devrun/cache"
+OUT=${OUT:-$PWD/.devrun/out}
+mkdir -p "$OUT"
+STEPS=${STEPS:-"bench train eval pack"}
+TRAIN_MIN=${TRAIN_MIN:-5}
+DATA=.devrun/soccer
+EXP=.devrun/experiments
+PY=python3
+has() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+log() { echo "== $(date +%T) $*" | tee -a "$OUT/session.log"; }
+
+if [ "${SOCCERSR_DRY_RUN:-0}" = 1 ]; then
+    DEVICE=cpu
+    TRAIN_ARGS=(-o train.total_iter=3 -o datasets.train.batch_size_per_gpu=2 -o datasets.train.gt_size=64
+                -o datasets.train.queue_size=4 -o train.net_d_init_iters=1 -o val.val_freq=3
+                -o logger.save_checkpoint_freq=3 -o logger.print_freq=1 -o datasets.train.num_worker_per_gpu=1)
+    EVAL_LIMIT=(--max-images 2)
+    EVAL_HR=.devrun/eval_dry/hr   # two frames (copied once the data is built): the CPU is slow
+else
+    DEVICE=cuda
+    TRAIN_ARGS=(-o "train.time_limit_min=$TRAIN_MIN")
+    EVAL_LIMIT=()
+    EVAL_HR=$DATA/eval/hr
+fi
+
+log "machine"
+(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())") | tee -a "$OUT/session.log"
+
+if has bench && [ "$DEVICE" = cuda ]; then
+    log "bench: upscale"
+    timeout 180 $PY bench/bench_upscale.py --cuda-only --json "$OUT/bench_upscale.json" 2>&1 | tail -40 | tee -a "$OUT/session.log"
+fi
+
+if has train; then
+    log "train: build data"
+    timeout 300 $PY recipes/soccer_x4plus/prepare.py build -o "$DATA" --workers 8 2>&1 | tail -3 | tee -a "$OUT/session.log"
+    # The perceptual loss needs ImageNet VGG19; without it, L1 + GAN (the model card says which).
+    VGG=$($PY -c "import torch, pathlib; p = pathlib.Path(torch.hub.get_dir()) / 'checkpoints' / 'vgg19-dcbb9e9d.pth'; print(p if p.is_file() else '')")
+    [ -n "$VGG" ] || { log "no VGG19 weights: perceptual weight 0"; TRAIN_ARGS+=(-o train.perceptual_opt.perceptual_weight=0); }
+    log "train: fine-tune (${TRAIN_ARGS[*]})"
+    timeout $((TRAIN_MIN * 60 + 240)) $PY -m soccersr.cli train --config configs/soccer_x4plus.yml --device "$DEVICE" \
+        -o "path.experiments_root=$EXP" "${TRAIN_ARGS[@]}" 2>&1 | grep -v "^\s*$" | tail -60 | tee -a "$OUT/session.log"
+fi
+
+MODEL=$(ls -t "$EXP"/soccer_x4plus/models/net_g_*.pth 2>/dev/null | head -1)
+if has eval && [ -n "$MODEL" ]; then
+    log "eval: $MODEL vs x4plus"
+    if [ "$EVAL_HR" != "$DATA/eval/hr" ]; then
+        mkdir -p "$EVAL_HR" && ls "$DATA/eval/hr"/*.png | head -2 | xargs -I{} cp {} "$EVAL_HR"/
+    fi
+    timeout 120 $PY -m soccersr.cli eval fit-niqe "$DATA/train/hr" -o "$DATA/niqe_soccer_train.npz" "${EVAL_LIMIT[@]}" 2>&1 | tail -3
+    timeout 300 $PY -m soccersr.cli eval --model x4plus --model "$MODEL" --hr "$EVAL_HR" --boxes "$DATA/eval/labels" \
+        --seed 0 --device "$DEVICE" --precision fp32 --niqe-params "$DATA/niqe_soccer_train.npz" --report "$EXP/eval" 2>&1 \
+        | tail -40 | tee -a "$OUT/session.log"
+fi
+# At most 8 files come back: the reports and logs travel as one archive.
+tar -czf "$OUT/reports.tar.gz" -C "$EXP" --ignore-failed-read eval soccer_x4plus/logs soccer_x4plus/config.yml 2>/dev/null
+
+if has pack && [ -n "$MODEL" ]; then
+    log "pack: $MODEL"
+    $PY recipes/soccer_x4plus/finish.py pack "$MODEL" -o "$OUT" 2>&1 | tee -a "$OUT/session.log"
+fi
+log "done"

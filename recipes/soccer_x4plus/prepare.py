@@ -1,0 +1,122 @@
+"""Data for the soccer-x4plus fine-tune: split the shared soccer frames by game and build the sets.
+
+Two steps, so that only small JPEG sources travel to a GPU machine:
+
+    python recipes/soccer_x4plus/prepare.py collect --shared ../shared/data/soccer-hr -o .devrun/soccer
+    python recipes/soccer_x4plus/prepare.py build -o .devrun/soccer
+
+``collect`` copies the original JPEGs of each split (whole games only, so nothing of an evaluation
+game is ever trained on) and the player boxes of the evaluation frames. ``build`` makes:
+
+- ``train/hr``: the training frames downscaled x0.5 (INTER_AREA). The sources are q~75 JPEGs of a
+  compressed broadcast; halving them averages the block and ringing artifacts away, so the model
+  learns clean detail instead of reproducing compression (see PROVENANCE.md of the data).
+- ``train/crops`` + ``train/meta_info.txt``: official 400/200 sliding-window sub-images.
+- ``val/hr`` + ``val/lq``: the validation game, x0.5, with LQ synthesised by the training
+  degradation (fixed seed), for model selection during training.
+- ``eval/hr`` + ``eval/labels``: the held-out games (unaugmented frames only), x0.5, with their
+  YOLO player boxes (normalised, so they stay valid after the resize). ``soccersr eval`` synthesises
+  their LQ itself from a seed.
+
+This is project tooling, not product code: it reads ../shared, which the package never does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+
+from soccersr.data.crops import CropConfig, crop_folder
+from soccersr.data.dataset import game_id
+from soccersr.data.files import list_images, read_rgb_float, write_png
+from soccersr.data.meta import relative_lines, write_meta_info
+from soccersr.degrade import degrade_image
+
+# Whole games held out. Evaluation: three games with the most unaugmented frames after 744b27;
+# validation (model selection): one more game. Every other game is training data.
+EVAL_GAMES = ("744b27", "4b770a", "54745b")
+VAL_GAMES = ("121364",)
+VAL_SEED = 1234
+
+
+def collect(shared: Path, out: Path, max_train: int) -> None:
+    dfl = shared / "dfl-bundesliga"
+    frames = sorted((dfl / "orig").glob("*.jpg")) + sorted((dfl / "aug").glob("*.jpg"))
+    split: dict[str, list[Path]] = {"train": [], "val": [], "eval": []}
+    for frame in frames:
+        game = game_id(frame)
+        if game in EVAL_GAMES:
+            if frame.parent.name == "orig":  # evaluate on unaugmented colours only
+                split["eval"].append(frame)
+        elif game in VAL_GAMES:
+            split["val"].append(frame)
+        else:
+            split["train"].append(frame)
+    # The carry to a GPU machine is limited: keep an even spread over games when capping.
+    if len(split["train"]) > max_train:
+        step = len(split["train"]) / max_train
+        split["train"] = [split["train"][int(i * step)] for i in range(max_train)]
+    for name, paths in split.items():
+        folder = out / "sources" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in paths:
+            shutil.copy2(path, folder / path.name)
+    labels = out / "sources" / "eval_labels"
+    labels.mkdir(parents=True, exist_ok=True)
+    for path in split["eval"]:
+        shutil.copy2(dfl / "labels" / f"{path.stem}.txt", labels / f"{path.stem}.txt")
+    games = {name: sorted({game_id(p) for p in paths}) for name, paths in split.items()}
+    print("collected: " + ", ".join(f"{k} {len(v)} frames from games {games[k]}" for k, v in split.items()))
+
+
+def _halve(src: Path, dst: Path) -> None:
+    dst.mkdir(parents=True, exist_ok=True)
+    for path in list_images(src):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SystemExit(f"{path}: cannot decode")
+        h, w = image.shape[:2]
+        half = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        write_png(dst / f"{path.stem}.png", half)
+
+
+def build(out: Path, workers: int) -> None:
+    sources = out / "sources"
+    for name in ("train", "val", "eval"):
+        _halve(sources / name, out / name / "hr")
+    report = crop_folder(out / "train" / "hr", out / "train" / "crops", CropConfig(crop_size=400, step=200), workers=workers)
+    lines = [line for _, line in relative_lines([out / "train" / "crops"], [out / "train"])]
+    write_meta_info(lines, out / "train" / "meta_info.txt")
+    (out / "val" / "lq").mkdir(parents=True, exist_ok=True)
+    for i, path in enumerate(list_images(out / "val" / "hr")):
+        lq = degrade_image(read_rgb_float(path), scale=4, seed=VAL_SEED + i)
+        write_png(out / "val" / "lq" / path.name, cv2.cvtColor((lq * 255).round().astype("uint8"), cv2.COLOR_RGB2BGR))
+    shutil.copytree(sources / "eval_labels", out / "eval" / "labels", dirs_exist_ok=True)
+    print(f"built: {len(lines)} training crops ({report}), "
+          f"{len(list_images(out / 'val' / 'hr'))} validation frames, {len(list_images(out / 'eval' / 'hr'))} evaluation frames")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="step", required=True)
+    c = sub.add_parser("collect", help="copy the source JPEGs of each split (needs ../shared)")
+    c.add_argument("--shared", type=Path, required=True, help="the shared soccer-hr folder")
+    c.add_argument("-o", "--out", type=Path, required=True)
+    c.add_argument("--max-train", type=int, default=80, help="cap on training frames (default 80: fits a 64 MiB carry)")
+    b = sub.add_parser("build", help="downscale, crop, write meta info and validation LQ")
+    b.add_argument("-o", "--out", type=Path, required=True)
+    b.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    if args.step == "collect":
+        collect(args.shared, args.out, args.max_train)
+    else:
+        build(args.out, args.workers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
