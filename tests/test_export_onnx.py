@@ -15,33 +15,8 @@ import soccersr.export.onnx as onnx_export
 from soccersr.export import ExportError
 from soccersr.export.onnx import FP16_TOLERANCE, export_onnx, max_abs_diff, probe_image, probe_shapes
 from soccersr.infer.onnx_backend import OnnxModelInfo
-from soccersr.weights.model import SRModel, build_network, size_multiple_for
-
-
-def tiny_model(arch: str = "RRDBNet", *, scale: int = 4, model_scale: float | None = None, seed: int = 0) -> SRModel:
-    """A real but tiny network: RRDBNet with 1 block of 8 features, or a 2-conv compact net."""
-    if arch == "RRDBNet":
-        kwargs: dict[str, int | str] = dict(num_in_ch=3, num_out_ch=3, scale=scale, num_feat=8, num_block=1, num_grow_ch=4)
-    else:
-        kwargs = dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=scale, act_type="prelu")
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        net = build_network(arch, kwargs).eval()
-        if arch == "SRVGGNetCompact":
-            # Distinct PReLU slopes, like trained weights (the default init makes them all 0.25).
-            for p in net.parameters():
-                if p.ndim == 1 and p.shape[0] == 8:
-                    p.data.uniform_(0.0, 0.5)
-    return SRModel(
-        net=net,
-        name=f"tiny-{arch}-x{scale}",
-        arch=arch,
-        arch_kwargs=kwargs,
-        net_scale=scale,
-        scale=model_scale if model_scale is not None else scale,
-        size_multiple=size_multiple_for(arch, kwargs),
-        source="test",
-    )
+from soccersr.weights.model import SRModel
+from tiny_models import tiny_model
 
 
 def real_crops(tiny_dir: Path, batch: int, height: int, width: int) -> torch.Tensor:

@@ -14,24 +14,8 @@ from soccersr.cli import main
 from soccersr.export import ExportError
 from soccersr.export.safetensors import export_safetensors
 from soccersr.weights import load_model
-from soccersr.weights.model import SRModel, build_network, size_multiple_for
-
-
-def tiny_model(arch: str = "RRDBNet", *, scale: int = 4, seed: int = 0) -> SRModel:
-    if arch == "RRDBNet":
-        kwargs: dict[str, int | str] = dict(num_in_ch=3, num_out_ch=3, scale=scale, num_feat=8, num_block=1, num_grow_ch=4)
-    else:
-        kwargs = dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=scale, act_type="prelu")
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        net = build_network(arch, kwargs).eval()
-        for p in net.parameters():  # non-trivial biases and slopes, like trained weights
-            if p.ndim == 1:
-                p.data.uniform_(-0.1, 0.5)
-    return SRModel(
-        net=net, name="tiny", arch=arch, arch_kwargs=kwargs, net_scale=scale, scale=scale,
-        size_multiple=size_multiple_for(arch, kwargs), source="test",
-    )
+from soccersr.weights.model import build_network
+from tiny_models import tiny_model
 
 
 def metadata(path: Path) -> dict[str, str]:
@@ -58,7 +42,7 @@ def test_flat_official_keys_and_metadata(tmp_path: Path) -> None:
     assert meta["format"] == "pt"
     assert meta["arch"] == "RRDBNet"
     assert json.loads(meta["arch_kwargs"]) == dict(model.arch_kwargs)
-    assert (meta["scale"], meta["net_scale"], meta["precision"], meta["name"], meta["source"]) == ("4", "4", "fp32", "tiny", "test")
+    assert (meta["scale"], meta["net_scale"], meta["precision"], meta["name"], meta["source"]) == ("4", "4", "fp32", "tiny-RRDBNet-x4", "test")
     assert meta["soccersr_version"]
 
 

@@ -23,7 +23,8 @@ from soccersr.infer.onnx_backend import (
     load_onnx_upscaler,
 )
 from soccersr.infer.tiling import Size
-from soccersr.weights.model import SRModel, build_network, size_multiple_for
+from soccersr.weights.model import SRModel
+from tiny_models import tiny_model
 
 INFO = OnnxModelInfo(
     name="animevideov3-x2",
@@ -93,22 +94,6 @@ def test_bad_device_name(tmp_path: Path) -> None:
 # --- The runner inside the engine ----------------------------------------------------------
 
 
-def tiny_model(arch: str, *, scale: int = 4, model_scale: float | None = None) -> SRModel:
-    if arch == "RRDBNet":
-        kwargs: dict[str, int | str] = dict(num_in_ch=3, num_out_ch=3, scale=scale, num_feat=8, num_block=1, num_grow_ch=4)
-    else:
-        kwargs = dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=scale, act_type="prelu")
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        net = build_network(arch, kwargs).eval()
-        for p in net.parameters():
-            if p.ndim == 1:  # non-trivial biases / PReLU slopes, like trained weights
-                p.data.uniform_(0.0, 0.3)
-    return SRModel(
-        net=net, name=f"tiny-{arch}", arch=arch, arch_kwargs=kwargs, net_scale=scale,
-        scale=model_scale if model_scale is not None else scale, size_multiple=size_multiple_for(arch, kwargs),
-        source="test",
-    )
 
 
 @pytest.fixture(scope="module")
