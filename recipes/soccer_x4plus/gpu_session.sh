@@ -2,8 +2,10 @@
 # One GPU session for soccer-x4plus (device tool: ~15 minutes per session, one command of <= 10).
 # Run from the repo root on the GPU machine, after, here:
 #   python recipes/soccer_x4plus/prepare.py collect --shared ../shared/data/soccer-hr -o .devrun/soccer
-#   SOCCERSR_CACHE_DIR=.devrun/cache soccersr models --convert x4plus   (or any x4plus load)
-# and carry [.devrun/soccer/sources, .devrun/cache]. Steps (env STEPS, default all of them):
+#   SOCCERSR_CACHE_DIR=.devrun/cache python -c "import soccersr; [soccersr.load_model(m) for m in ('x4plus', 'animevideov3')]"
+# and carry [.devrun/soccer/sources, .devrun/cache] (about 59 MB with the tree; the limit is 64 MiB).
+# The GPU machine has no sr-vulkan package: a verified cache file is used as it is. Steps (env STEPS, default all of them):
+#   tests  the CUDA cases of the suite (engine fp16/bf16 + overflow retry, degradation, train step)
 #   bench  CUDA upscale benchmark (fp16/bf16 vs the official-style reference)
 #   train  build the data, fine-tune for TRAIN_MIN minutes (default 5)
 #   eval   x4plus vs the fine-tune on the held-out games (whole frames and players) + sheets
@@ -14,7 +16,7 @@ cd "$(dirname "$0")/../.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 SOCCERSR_CACHE_DIR="$PWD/.devrun/cache"
 OUT=${OUT:-$PWD/.devrun/out}
 mkdir -p "$OUT"
-STEPS=${STEPS:-"bench train eval pack"}
+STEPS=${STEPS:-"tests bench train eval pack"}
 TRAIN_MIN=${TRAIN_MIN:-5}
 DATA=.devrun/soccer
 EXP=.devrun/experiments
@@ -38,6 +40,14 @@ fi
 
 log "machine"
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())") | tee -a "$OUT/session.log"
+
+if has tests && [ "$DEVICE" = cuda ]; then
+    log "tests: CUDA cases"
+    # The tests read the tiny crops that collect copied; files needing ncnn/PyAV are not run here.
+    SOCCERSR_TEST_DEVICE=cuda SOCCERSR_SHARED_DATA="$DATA/sources/shared" timeout 240 $PY -m pytest -q -p no:cacheprovider \
+        tests/test_engine.py tests/test_tiling.py tests/test_degrade_*.py tests/test_train_step.py tests/test_train_parts.py \
+        2>&1 | tail -15 | tee -a "$OUT/session.log"
+fi
 
 if has bench && [ "$DEVICE" = cuda ]; then
     log "bench: upscale"

@@ -69,6 +69,8 @@ def collect(shared: Path, out: Path, max_train: int) -> None:
     labels.mkdir(parents=True, exist_ok=True)
     for path in split["eval"]:
         shutil.copy2(dfl / "labels" / f"{path.stem}.txt", labels / f"{path.stem}.txt")
+    # The tiny crops, for the CUDA test cases on a GPU machine (SOCCERSR_SHARED_DATA points here).
+    shutil.copytree(shared / "tiny", out / "sources" / "shared" / "tiny", dirs_exist_ok=True)
     games = {name: sorted({game_id(p) for p in paths}) for name, paths in split.items()}
     print("collected: " + ", ".join(f"{k} {len(v)} frames from games {games[k]}" for k, v in split.items()))
 
