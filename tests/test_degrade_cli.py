@@ -69,3 +69,11 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     (tmp_path / "empty").mkdir()
     assert main(["degrade", str(tmp_path / "empty"), "-o", str(tmp_path / "o")]) == 1
     assert "no images" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("inside", ["", "lq"])
+def test_lq_folder_inside_the_hr_folder_is_refused(hr_dir: Path, inside: str, capsys) -> None:
+    before = {p: p.read_bytes() for p in hr_dir.rglob("*") if p.is_file()}
+    assert main(["degrade", str(hr_dir), "-o", str(hr_dir / inside), "--seed", "1"]) == 2
+    assert "the LQ folder must be outside the HR folder" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in hr_dir.rglob("*") if p.is_file()} == before

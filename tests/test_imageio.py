@@ -65,12 +65,12 @@ def png_with_chunk(pixels: np.ndarray, kind: bytes, payload: bytes) -> bytes:
     return data[:ihdr_end] + png_chunk(kind, payload) + data[ihdr_end:]
 
 
-def fake_icc(size: int = 3000) -> bytes:
+def fake_icc(size: int = 3000, space: bytes = b"RGB ") -> bytes:
     """A structurally valid ICC blob (header size field, 'acsp' signature, no tags)."""
     body = bytearray(size)
     body[0:4] = struct.pack(">I", size)
     body[12:16] = b"mntr"
-    body[16:20] = b"RGB "
+    body[16:20] = space
     body[20:24] = b"XYZ "
     body[36:40] = b"acsp"
     body[128:132] = struct.pack(">I", 0)
@@ -441,3 +441,32 @@ def test_sniff_and_header_sizes_without_decoding() -> None:
         assert info.format == fmt and info.is_gray == gray
     assert (metadata.inspect(bmp).width, metadata.inspect(bmp).height) == (9, 5)
     assert (metadata.inspect(tif).width, metadata.inspect(tif).height) == (9, 5)
+
+
+@pytest.mark.parametrize(
+    ("space", "gray", "alpha", "kept"),
+    [
+        (b"RGB ", False, False, True),
+        (b"GRAY", True, False, True),
+        (b"CMYK", False, False, False),  # a CMYK source's profile on our RGB output
+        (b"GRAY", True, True, False),  # gray + alpha is written as RGBA
+        (b"RGB ", True, False, False),
+    ],
+)
+def test_icc_profile_kept_only_when_it_describes_the_output(tmp_path: Path, space: bytes, gray: bool, alpha: bool,
+                                                            kept: bool) -> None:
+    rgb = np.full((6, 5, 3), 0.4, np.float32)
+    image = DecodedImage(rgb, np.ones((6, 5), np.float32) if alpha else None, 8, gray, "png", icc=fake_icc(400, space))
+    write_image(tmp_path / "a.png", image)
+    assert read_image(tmp_path / "a.png").icc == (fake_icc(400, space) if kept else None)
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_orientation_stored_as_long_is_reset_too(big_endian: bool) -> None:
+    """Out of spec but seen in the wild: a LONG orientation tag. It is read as valid, so the
+    reset must rewrite it as well, or viewers would rotate the already-rotated pixels again."""
+    o = ">" if big_endian else "<"
+    exif = (b"MM\x00*" if big_endian else b"II*\x00") + struct.pack(o + "IH", 8, 1)
+    exif += struct.pack(o + "HHII", 0x0112, 4, 1, 6) + struct.pack(o + "I", 0)
+    assert metadata.exif_orientation(exif) == 6
+    assert metadata.exif_orientation(metadata.update_exif(exif, orientation=1)) == 1

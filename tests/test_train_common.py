@@ -74,3 +74,15 @@ def test_shipped_configs_parse(name: str) -> None:
         assert cfg.model_type == "RealESRNetModel" and cfg.sharpen_gt_first
         assert cfg.train.optim_g.lr == 2e-4 and cfg.train.total_iter == 1_000_000
         assert cfg.train.scheduler.milestones == (1_000_000,)
+
+
+def test_soccer_recipe_config() -> None:
+    """configs/soccer_x4plus.yml: the official fine-tune except what its header says it changes."""
+    cfg = load_config(REPO / "configs" / "soccer_x4plus.yml")
+    official = load_config(REPO / "configs" / "finetune_soccer_x4plus.yml")
+    assert cfg.is_gan and cfg.path.pretrain_network_g == "x4plus"
+    assert cfg.train.net_d_init_iters == 200 and cfg.train.time_limit_min == 5
+    assert cfg.datasets.train.degradation == official.datasets.train.degradation
+    assert (cfg.train.optim_g, cfg.train.optim_d, cfg.train.gan_opt) == (
+        official.train.optim_g, official.train.optim_d, official.train.gan_opt)
+    assert cfg.datasets.train.meta_info == ".devrun/soccer/train/meta_info.txt"

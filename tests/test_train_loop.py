@@ -193,3 +193,15 @@ def test_time_limit_stops_early_with_a_checkpoint_and_export(tmp_path: Path, tin
     exp = tmp_path / "experiments" / "tiny"
     assert list_states(exp)[-1][0] == 6
     assert (exp / "models" / "net_g_6.pth").is_file()
+
+
+def test_resume_with_another_pool_size_is_a_clear_error(tmp_path: Path, tiny_dir: Path, capsys) -> None:
+    raw = tiny_raw(tmp_path, tiny_dir, total_iter=2)
+    config = tmp_path / "tiny.yml"
+    config.write_text(yaml.safe_dump(raw))
+    assert main(["train", "--config", str(config), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    code = main(["train", "--config", str(config), "--device", "cpu", "--auto-resume",
+                 "-o", "train.total_iter=4", "-o", "datasets.train.queue_size=6"])
+    assert code == 1
+    assert "2.state: its pair pool does not fit this config" in capsys.readouterr().err

@@ -226,3 +226,18 @@ def test_resumed_adam_moments_take_the_parameter_layout() -> None:
     for p in g.parameters():
         assert resumed.state[p]["exp_avg"].stride() == p.stride()
         torch.testing.assert_close(resumed.state[p]["exp_avg"], opt.state[p]["exp_avg"], rtol=0, atol=0)
+
+
+def test_exported_compact_generator_keeps_its_activation(tmp_path: Path) -> None:
+    """ReLU and LeakyReLU have no weights: only the header can say which one was trained."""
+    from soccersr.archs import SRVGGNetCompact
+    from soccersr.weights import load_model
+
+    kwargs = {"num_feat": 8, "num_conv": 2, "upscale": 4, "act_type": "leakyrelu"}
+    g = SRVGGNetCompact(**kwargs)
+    ckpt.export_generator(tmp_path, 3, g, None, None, network=("SRVGGNetCompact", kwargs))
+    model = load_model(tmp_path / "models" / "net_g_3.safetensors")
+    assert model.arch_kwargs["act_type"] == "leakyrelu"
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model.net(x), g(x))

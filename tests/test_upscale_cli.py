@@ -333,3 +333,46 @@ def test_bundled_samples_are_small_valid_photos() -> None:
         image = imageio.read_image(path)
         assert 160 <= max(image.width, image.height) <= 240 and image.exif is None
         assert path.name in (samples / "ATTRIBUTION.md").read_text()
+
+
+def test_never_overwrites_another_input_of_the_batch(cli: Cli, tmp_path: Path) -> None:
+    """a.bmp's output a.png would replace the source a.png: refused even with --overwrite."""
+    folder = tmp_path / "same"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.bmp"), RGB)
+    cv2.imwrite(str(folder / "a.png"), SUB)
+    before = (folder / "a.png").read_bytes()
+    code, _, errors = cli(folder, "-o", folder, "--suffix", "", "--overwrite")
+    assert code == 1
+    assert (folder / "a.png").read_bytes() == before
+    assert "a.bmp: its output" in errors and "would replace another input of this batch" in errors
+
+
+def test_rerun_into_the_input_folder_does_not_upscale_its_outputs(cli: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / "same"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "plain.png"), RGB)
+    assert cli(folder, "-o", folder)[0] == 0
+    code, stdout, _ = cli(folder, "-o", folder, "--skip-existing")
+    assert code == 0 and "skipped 2" in stdout  # plain.png (output exists) and plain_x4.png (an output)
+    assert files(folder) == ["plain.png", "plain_x4.png"]
+
+
+def test_glob_over_a_folder_holding_the_output_folder(cli: Cli, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    cv2.imwrite(str(archive / "top.png"), RGB)
+    for _ in range(2):
+        cli(str(archive / "*"), "-o", archive / "out", "--skip-existing")
+    assert files(archive) == ["out/top_x4.png", "top.png"]
+
+
+def test_outscale_that_leaves_no_pixel_fails_that_image_only(cli: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "big.png"), cv2.resize(RGB, (60, 50)))
+    cv2.imwrite(str(folder / "tiny.png"), RGB[:3, :3])
+    code, stdout, errors = cli(folder, "-o", tmp_path / "out", "--outscale", "0.1")
+    assert code == 1 and "upscaled 1 image" in stdout
+    assert "tiny.png: upscaling failed (outscale 0.1 leaves nothing of a 3x3 image)" in errors
+    assert files(tmp_path / "out") == ["big_x0.1.png"]

@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.hr_dir.is_dir():
         print(f"{prog}: error: {args.hr_dir}: not a folder", file=sys.stderr)
         return 2
+    if args.output.resolve().is_relative_to(args.hr_dir.resolve()):
+        # Same folder: the LQ would replace its HR source. A subfolder: the next run reads the LQ as HR.
+        print(f"{prog}: error: {args.output}: the LQ folder must be outside the HR folder {args.hr_dir}", file=sys.stderr)
+        return 2
     cfg = DegradationConfig(scale=args.scale)
     images = _find_images(args.hr_dir)
     if not images:

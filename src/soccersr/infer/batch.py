@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import cv2
 from tqdm import tqdm
 
 from soccersr.infer.imageio import (
@@ -195,6 +196,9 @@ def discover(
         elif glob.has_magic(str(raw)):
             base = _glob_base(str(raw))
             matches = [Path(m) for m in sorted(glob.glob(str(raw), recursive=recursive))]
+            if exclude is not None and exclude != base.resolve():
+                # The output folder inside the globbed folder: never read earlier outputs back in.
+                matches = [m for m in matches if not m.resolve().is_relative_to(exclude)]
             files = [m for m in matches if m.is_file() and _is_image_name(m)]
             for folder in (m for m in matches if m.is_dir()):
                 files += _walk(folder, recursive, exclude)
@@ -303,6 +307,7 @@ def _process(
     options: BatchOptions,
     written: dict[Path, Path],
     tiles: _TileBar,
+    inputs: set[Path],
 ) -> tuple[float, float]:
     """Read, upscale and write one job; returns (input, output) megapixels. Raises _Skip or a one-line error."""
     # Resuming: skip without decoding when the output name does not depend on the image.
@@ -319,6 +324,9 @@ def _process(
         raise ImageWriteError(
             f"{job.source}: the output would replace the input (set a suffix or another output folder)"
         )
+    if key in inputs:
+        # Another input of this batch, not yet (or already) upscaled: never destroy a source.
+        raise ImageWriteError(f"{job.source}: its output {target} would replace another input of this batch")
     if key in written:
         raise ImageWriteError(
             f"{job.source}: its output {target} was already written for {written[key]} (use --suffix or rename)"
@@ -342,6 +350,27 @@ def _process(
     return image.megapixels, result.megapixels
 
 
+def _drop_earlier_outputs(jobs: list[Job], options: BatchOptions) -> tuple[list[Job], int]:
+    """Leave out inputs that are this batch's own outputs from an earlier run (``photo_x4.png``
+    next to ``photo.png`` when the output folder is the input folder), so reruns never upscale
+    their outputs again. Only with a suffix: without one, an output name is an input's name and
+    cannot be told apart from a source photo."""
+    if not options.suffix:
+        return jobs, 0
+    produced: dict[Path, Path] = {}
+    for job in jobs:
+        for has_alpha in (False, True):
+            produced[output_path(job, options, has_alpha=has_alpha).resolve()] = job.source
+    kept = []
+    for job in jobs:
+        source = produced.get(job.source.resolve())
+        if source is not None and source != job.source:
+            logger.info("%s: not upscaled, it is the output of %s from an earlier run", job.source, source)
+        else:
+            kept.append(job)
+    return kept, len(jobs) - len(kept)
+
+
 def run_batch(
     jobs: Iterable[Job], upscaler: SupportsUpscale, options: BatchOptions, *, failures: Sequence[Failure] = ()
 ) -> BatchSummary:
@@ -350,8 +379,9 @@ def run_batch(
     Raises:
         BatchInterrupted: on Ctrl-C, with the summary of what finished (no partial file is left).
     """
-    jobs = list(jobs)
-    tally = _Tally(failures=list(failures))
+    jobs, earlier_outputs = _drop_earlier_outputs(list(jobs), options)
+    tally = _Tally(failures=list(failures), skipped=earlier_outputs)
+    inputs = {job.source.resolve() for job in jobs}
     written: dict[Path, Path] = {}
     start = time.perf_counter()
     disable = None if options.progress else True  # tqdm: None = show on a terminal only
@@ -361,7 +391,7 @@ def run_batch(
                 bar.set_postfix_str(job.source.name, refresh=False)
                 tiles = _TileBar(options.progress, job.source.name)
                 try:
-                    megapixels_in, megapixels_out = _process(job, upscaler, options, written, tiles)
+                    megapixels_in, megapixels_out = _process(job, upscaler, options, written, tiles, inputs)
                     tally.done += 1
                     tally.input_megapixels += megapixels_in
                     tally.output_megapixels += megapixels_out
@@ -372,14 +402,21 @@ def run_batch(
                     _fail(tally, job, str(error))
                 except (RuntimeError, MemoryError) as error:
                     # Out of memory, a CUDA error...: this image fails, the next may be smaller.
-                    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                    _fail(tally, job, f"{job.source}: upscaling failed ({reason}); try a smaller --tile")
+                    _fail(tally, job, f"{job.source}: upscaling failed ({_first_line(error)}); try a smaller --tile")
+                except (ValueError, cv2.error) as error:
+                    # e.g. an --outscale that leaves no pixel, or a resize OpenCV cannot allocate.
+                    _fail(tally, job, f"{job.source}: upscaling failed ({_first_line(error)})")
                 finally:
                     tiles.close()
                 bar.update(1)
     except KeyboardInterrupt:
         raise BatchInterrupted(tally.freeze(time.perf_counter() - start, interrupted=True)) from None
     return tally.freeze(time.perf_counter() - start)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _fail(tally: _Tally, job: Job, message: str) -> None:

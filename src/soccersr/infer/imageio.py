@@ -246,7 +246,17 @@ def encode_image(image: DecodedImage, fmt: str, *, quality: int = 95) -> bytes:
     exif = image.exif
     if exif is not None:
         exif = metadata.update_exif(exif, orientation=1, pixel_size=(image.width, image.height))
-    return metadata.embed_metadata(encoded.tobytes(), fmt, exif=exif, icc=image.icc)
+    icc = image.icc if _icc_fits(image.icc, gray=pixels.ndim == 2) else None
+    return metadata.embed_metadata(encoded.tobytes(), fmt, exif=exif, icc=icc)
+
+
+def _icc_fits(icc: bytes | None, *, gray: bool) -> bool:
+    """Whether a profile describes the pixels written: an RGB profile for colour output, a gray
+    one for gray output. A CMYK source's profile on our RGB output (or a gray profile on a gray
+    image written as RGBA) would mislead every colour-managed viewer, so it is dropped."""
+    if icc is None or len(icc) < 20:
+        return False
+    return icc[16:20] == (b"GRAY" if gray else b"RGB ")
 
 
 def write_image(path: str | Path, image: DecodedImage, *, quality: int = 95, format: str | None = None) -> None:

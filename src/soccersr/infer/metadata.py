@@ -376,6 +376,9 @@ def update_exif(exif: bytes, *, orientation: int | None = None, pixel_size: tupl
         for tag, kind, _count, field in _ifd_entries(exif, order, ifd0):
             if tag == _TAG_ORIENTATION and orientation is not None and kind == 3:
                 struct.pack_into(order + "H", out, field, orientation)
+            elif tag == _TAG_ORIENTATION and orientation is not None and kind == 4:
+                # Out of spec (SHORT is the standard type), but read as valid: reset it as well.
+                struct.pack_into(order + "I", out, field, orientation)
             elif tag == _TAG_EXIF_IFD and kind in (4, 13):
                 (sub_ifd,) = struct.unpack(order + "I", exif[field : field + 4])
         if pixel_size is not None and sub_ifd is not None:

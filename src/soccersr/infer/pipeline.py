@@ -106,6 +106,8 @@ def upscale_image(
 
     if outscale is not None and outscale != upscaler.scale:
         size = output_size(image.height, image.width, outscale)
+        if min(size) < 1:
+            raise ValueError(f"outscale {outscale:g} leaves nothing of a {image.width}x{image.height} image")
         rgb = resize(rgb, size)
         new_alpha = None if new_alpha is None else resize(new_alpha, size)
     return dataclasses.replace(image, rgb=rgb, alpha=new_alpha)

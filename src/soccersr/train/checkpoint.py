@@ -13,6 +13,7 @@ either the previous file set or the new one, never a torn file under a real name
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -103,8 +104,12 @@ def load_latest_state(experiment_dir: Path) -> tuple[Path, dict[str, Any]] | Non
 
 
 def export_generator(experiment_dir: Path, iteration: int, g: nn.Module, g_ema: nn.Module | None,
-                     d: nn.Module | None) -> Path:
-    """Write ``net_g_<iter>.pth`` ({"params", "params_ema"}), its safetensors twin and ``net_d_<iter>.pth``."""
+                     d: nn.Module | None, *, network: tuple[str, Mapping[str, Any]] | None = None) -> Path:
+    """Write ``net_g_<iter>.pth`` ({"params", "params_ema"}), its safetensors twin and ``net_d_<iter>.pth``.
+
+    ``network`` = (architecture, kwargs) goes into the safetensors header, so a loader learns what
+    the weights alone cannot say (a compact net's ReLU vs LeakyReLU).
+    """
     from safetensors.torch import save_file
 
     models = experiment_dir / MODELS_DIR
@@ -116,9 +121,11 @@ def export_generator(experiment_dir: Path, iteration: int, g: nn.Module, g_ema: 
     g_path = models / f"net_g_{iteration}.pth"
     atomic_write(g_path, _torch_save(bundle))
     best = bundle.get("params_ema", params)
-    atomic_write(models / f"net_g_{iteration}.safetensors",
-                 lambda tmp: save_file(best, str(tmp), metadata={"format": "pt", "iteration": str(iteration),
-                                                                 "params": "params_ema" if g_ema is not None else "params"}))
+    header = {"format": "pt", "iteration": str(iteration), "params": "params_ema" if g_ema is not None else "params"}
+    if network is not None:
+        arch, kwargs = network
+        header.update(arch=arch, arch_kwargs=json.dumps(dict(kwargs), sort_keys=True))
+    atomic_write(models / f"net_g_{iteration}.safetensors", lambda tmp: save_file(best, str(tmp), metadata=header))
     if d is not None:
         atomic_write(models / f"net_d_{iteration}.pth", _torch_save({"params": _cpu_state(d)}))
     return g_path

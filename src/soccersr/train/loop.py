@@ -282,7 +282,8 @@ def _save(cfg: TrainingConfig, ctx: DistContext, iteration: int, *, g: Any, g_em
     path = None
     if ctx.is_main:
         exp = cfg.experiment_dir
-        ckpt.export_generator(exp, iteration, g, g_ema, d)
+        ckpt.export_generator(exp, iteration, g, g_ema, d,
+                              network=(cfg.network_g.type, dict(cfg.network_g.kwargs)))
 
         def cpu_state(module: Any) -> Any:
             return None if module is None else {k: v.detach().cpu() for k, v in module.state_dict().items()}
@@ -330,7 +331,10 @@ def _restore(found: tuple[Path, dict[str, Any]], cfg: TrainingConfig, ctx: DistC
         if mine["torch_cuda"] is not None and ctx.device.type == "cuda":
             torch.cuda.set_rng_state(mine["torch_cuda"], ctx.device)
         generator.set_state(mine["degradation"])
-        pool.load_state_dict(mine["pool"], device=ctx.device)
+        try:
+            pool.load_state_dict(mine["pool"], device=ctx.device)
+        except ValueError as e:  # e.g. queue_size or batch size changed since the checkpoint
+            raise TrainError(f"{path}: its pair pool does not fit this config ({e})") from None
     else:
         log.warning("%s was saved by %d process(es), this run has %d: degradation streams and pools restart",
                     path, len(ranks), ctx.world_size)
