@@ -147,3 +147,9 @@ def test_index_html_is_static_and_relative() -> None:
     assert '<a href="sheets/a.png">' in page and '<img src="sheets/a.png"' in page
     assert "a&lt;b&gt;.png" in page and "<script" not in page
     assert "<td>30.00</td><td><b>31.00</b></td>" in page
+
+
+def test_index_links_survive_url_special_characters() -> None:
+    row = IndexRow(image="goal #2?.png", sheet="sheets/goal #2?.png", cells={}, best={})
+    page = index_html("t", "", ["A"], [], [row])
+    assert '<a href="sheets/goal%20%232%3F.png">' in page

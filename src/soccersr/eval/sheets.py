@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,7 +270,8 @@ def index_html(
             for m in models:
                 value = esc(row.cells.get(m, {}).get(label, ""))
                 cells.append(f"<td><b>{value}</b></td>" if row.best.get(label) == m else f"<td>{value}</td>")
-        link = esc(row.sheet, quote=True)
+        # A relative URL: '#', '?' or '%' in an image name must not end or break it.
+        link = esc(urllib.parse.quote(row.sheet), quote=True)
         thumb = f'<a href="{link}"><img src="{link}" alt="{esc(row.image, quote=True)}" width="360"></a>'
         body.append(f'<tr><td><a href="{link}">{esc(row.image)}</a><br>{thumb}</td>' + "".join(cells) + "</tr>")
     return (
