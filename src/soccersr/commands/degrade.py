@@ -7,8 +7,6 @@ import hashlib
 import sys
 from pathlib import Path
 
-_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -36,10 +34,12 @@ def image_seed(seed: int, relative: Path) -> int:
 
 
 def _find_images(root: Path) -> list[Path]:
+    from soccersr.infer.imageio import IMAGE_SUFFIXES
+
     return sorted(
         p.relative_to(root)
         for p in root.rglob("*")
-        if p.suffix.lower() in _EXTENSIONS
+        if p.suffix.lower() in IMAGE_SUFFIXES
         and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )

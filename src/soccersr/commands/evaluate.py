@@ -115,7 +115,7 @@ def run_fit_niqe(args: argparse.Namespace) -> int:
     import hashlib
     import logging
 
-    from soccersr.eval.inputs import IMAGE_SUFFIXES
+    from soccersr.data.files import list_images
     from soccersr.eval.niqe import NiqeError, fit_niqe, save_niqe_model
     from soccersr.infer.imageio import ImageReadError, read_image
 
@@ -124,7 +124,7 @@ def run_fit_niqe(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         print(f"soccersr eval fit-niqe: error: {folder}: not a folder", file=sys.stderr)
         return 2
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = list_images(folder)
     if args.max_images is not None:
         files = files[: args.max_images]
     if not files:

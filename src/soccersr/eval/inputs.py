@@ -17,14 +17,15 @@ from typing import Any
 import numpy as np
 
 from soccersr import __version__
+from soccersr.data.files import list_images
 from soccersr.eval.boxes import PixelBox, clip_box, person_boxes, read_boxes
 from soccersr.eval.niqe import file_sha256
 from soccersr.eval.report import write_text
 from soccersr.eval.sheets import write_png
+from soccersr.infer.imageio import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 class EvalError(ValueError):
@@ -70,14 +71,14 @@ def image_seed(seed: int, name: str) -> int:
 
 
 def _list_images(folder: Path) -> dict[str, Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = list_images(folder)
     by_stem: dict[str, Path] = {}
     for path in files:
         if path.stem in by_stem:
             raise EvalError(f"{folder}: two images share the stem {path.stem!r} ({by_stem[path.stem].name}, {path.name})")
         by_stem[path.stem] = path
     if not by_stem:
-        raise EvalError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise EvalError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return by_stem
 
 

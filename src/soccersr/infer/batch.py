@@ -28,6 +28,7 @@ from tqdm import tqdm
 from soccersr.infer.imageio import (
     DEFAULT_MAX_PIXELS,
     EXTENSIONS,
+    IMAGE_SUFFIXES,
     SUFFIX_FORMATS,
     ImageReadError,
     ImageWriteError,
@@ -40,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 OutputFormat = Literal["auto", "png", "jpeg", "webp", "tiff"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("auto", "png", "jpeg", "webp", "tiff")
-IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
 """File extensions picked up from folders and globs (lower case); other files are ignored."""
 
 

@@ -37,6 +37,8 @@ SUFFIX_FORMATS = {
     ".bmp": "bmp",
 }
 """Format of each image file extension we read (lower case)."""
+IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
+"""The file extensions every command treats as images (one list for upscale, data, degrade, eval)."""
 
 _EIGHT_BIT_ONLY = ("jpeg", "webp")
 _MAX_SIDE = {"jpeg": 65_535, "webp": 16_383}
