@@ -36,6 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from soccersr.atomic import atomic_write
 from soccersr.eval.metrics import quantize_8bit, rgb_to_y
 
 log = logging.getLogger(__name__)
@@ -295,16 +296,19 @@ def fit_niqe(
 def save_niqe_model(model: NiqeModel, path: Path) -> None:
     """Write the model as .npz (keys compatible with BasicSR's niqe_pris_params.npz, plus our info)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(
-        tmp,
-        mu_pris_param=model.mu,
-        cov_pris_param=model.cov,
-        gaussian_window=_gaussian_window(),
-        patch_size=np.array(model.patch_size),
-        info_json=np.array(json.dumps(model.info, sort_keys=True)),
-    )
-    tmp.replace(path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a bare path
+            np.savez(
+                f,
+                mu_pris_param=model.mu,
+                cov_pris_param=model.cov,
+                gaussian_window=_gaussian_window(),
+                patch_size=np.array(model.patch_size),
+                info_json=np.array(json.dumps(model.info, sort_keys=True)),
+            )
+
+    atomic_write(path, write)
 
 
 def load_niqe_model(path: Path) -> NiqeModel:

@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from soccersr.data import files as data_files
 from soccersr.eval.boxes import PixelBox
 
 _BG = (32, 32, 32)
@@ -233,13 +234,8 @@ def make_sheet(
 
 def write_png(path: Path, rgb_u8: np.ndarray) -> None:
     """Write uint8 RGB as PNG atomically."""
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb_u8, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise OSError(f"{path}: PNG encoding failed")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buf.tobytes())
-    tmp.replace(path)
+    data_files.write_png(path, cv2.cvtColor(rgb_u8, cv2.COLOR_RGB2BGR))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,13 +10,13 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from soccersr.data.files import write_png
 from soccersr.eval.metrics import psnr, ssim
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ def validate(net: torch.nn.Module, dataset: Dataset, *, device: torch.device, sc
 
 def _save_png(path: Path, rgb: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    bgr = np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)[:, :, ::-1]
-    if not cv2.imwrite(str(path), bgr):
-        log.warning("%s: could not write the validation image", path)
+    bgr = np.ascontiguousarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)[:, :, ::-1])
+    try:
+        write_png(path, bgr)
+    except (OSError, ValueError) as e:
+        log.warning("%s: could not write the validation image (%s)", path, e)
