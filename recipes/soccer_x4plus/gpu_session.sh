@@ -3,7 +3,7 @@
 # Run from the repo root on the GPU machine, after, here:
 #   python recipes/soccer_x4plus/prepare.py collect --shared ../shared/data/soccer-hr -o .devrun/soccer
 #   SOCCERSR_CACHE_DIR=.devrun/cache python -c "import soccersr; [soccersr.load_model(m) for m in ('x4plus', 'animevideov3')]"
-# and carry [.devrun/soccer/sources, .devrun/cache] (about 59 MB with the tree; the limit is 64 MiB).
+# and carry [.devrun/soccer/sources, .devrun/cache] (about 66 MB = 63 MiB with the tree; the limit is 64 MiB).
 # The GPU machine has no sr-vulkan package: a verified cache file is used as it is. Steps (env STEPS, default all of them):
 #   tests  the CUDA cases of the suite (engine fp16/bf16 + overflow retry, degradation, train step)
 #   bench  CUDA upscale benchmark (fp16/bf16 vs the official-style reference)

@@ -6,11 +6,15 @@ Two steps, so that only small JPEG sources travel to a GPU machine:
     python recipes/soccer_x4plus/prepare.py build -o .devrun/soccer
 
 ``collect`` copies the original JPEGs of each split (whole games only, so nothing of an evaluation
-game is ever trained on) and the player boxes of the evaluation frames. ``build`` makes:
+game is ever trained on) and the player boxes of the evaluation frames. It also decodes a few frames
+of the two SoccerTrack wide-angle clips (``soccersr frames``: a second domain, an amateur match on
+artificial turf) and keeps them downscaled x0.5, as lossless WebP: the GPU machine has no PyAV, and
+the full-size PNGs would not fit the 64 MiB carry. ``build`` makes:
 
 - ``train/hr``: the training frames downscaled x0.5 (INTER_AREA). The sources are q~75 JPEGs of a
-  compressed broadcast; halving them averages the block and ringing artifacts away, so the model
-  learns clean detail instead of reproducing compression (see PROVENANCE.md of the data).
+  compressed broadcast (and a 2 Mbit/s HEVC stream for the clips); halving them averages the block
+  and ringing artifacts away, so the model learns clean detail instead of reproducing compression
+  (see PROVENANCE.md of the data). Both clips show the same match, so they serve training only.
 - ``train/crops`` + ``train/meta_info.txt``: official 400/200 sliding-window sub-images.
 - ``val/hr`` + ``val/lq``: the validation game, x0.5, with LQ synthesised by the training
   degradation (fixed seed), for model selection during training.
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -33,6 +38,7 @@ import cv2
 from soccersr.data.crops import CropConfig, crop_folder
 from soccersr.data.dataset import game_id
 from soccersr.data.files import list_images, read_rgb_float, write_png
+from soccersr.data.frames import FrameConfig, extract_frames
 from soccersr.data.meta import relative_lines, write_meta_info
 from soccersr.degrade import degrade_image
 
@@ -43,7 +49,7 @@ VAL_GAMES = ("121364",)
 VAL_SEED = 1234
 
 
-def collect(shared: Path, out: Path, max_train: int) -> None:
+def collect(shared: Path, out: Path, max_train: int, clip_frames: int) -> None:
     dfl = shared / "dfl-bundesliga"
     frames = sorted((dfl / "orig").glob("*.jpg")) + sorted((dfl / "aug").glob("*.jpg"))
     split: dict[str, list[Path]] = {"train": [], "val": [], "eval": []}
@@ -69,10 +75,31 @@ def collect(shared: Path, out: Path, max_train: int) -> None:
     labels.mkdir(parents=True, exist_ok=True)
     for path in split["eval"]:
         shutil.copy2(dfl / "labels" / f"{path.stem}.txt", labels / f"{path.stem}.txt")
+    clips = _collect_clip_frames(shared / "soccertrack-wideview", out / "sources" / "train_clips", clip_frames)
     # The tiny crops, for the CUDA test cases on a GPU machine (SOCCERSR_SHARED_DATA points here).
     shutil.copytree(shared / "tiny", out / "sources" / "shared" / "tiny", dirs_exist_ok=True)
     games = {name: sorted({game_id(p) for p in paths}) for name, paths in split.items()}
-    print("collected: " + ", ".join(f"{k} {len(v)} frames from games {games[k]}" for k, v in split.items()))
+    print("collected: " + ", ".join(f"{k} {len(v)} frames from games {games[k]}" for k, v in split.items())
+          + f"; {clips} wide-angle clip frames for training")
+
+
+def _collect_clip_frames(clip_dir: Path, dst: Path, per_clip: int) -> int:
+    """``per_clip`` frames of each clip, evenly spread over its 10 s, x0.5, as lossless WebP."""
+    dst.mkdir(parents=True, exist_ok=True)
+    # 10 s clips: candidates every 10/per_clip s, so the kept frames span the whole clip.
+    config = FrameConfig(every=10.0 / per_clip, min_diff=0.0, max_frames=per_clip)
+    count = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for clip in sorted(clip_dir.glob("*.mp4")):
+            extract_frames(clip, Path(tmp), config)
+        for frame in list_images(Path(tmp)):
+            image = cv2.imread(str(frame), cv2.IMREAD_COLOR)
+            h, w = image.shape[:2]
+            half = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+            if not cv2.imwrite(str(dst / f"{frame.stem}.webp"), half, [cv2.IMWRITE_WEBP_QUALITY, 101]):
+                raise SystemExit(f"{dst / frame.stem}.webp: cannot write")
+            count += 1
+    return count
 
 
 def _halve(src: Path, dst: Path) -> None:
@@ -90,6 +117,9 @@ def build(out: Path, workers: int) -> None:
     sources = out / "sources"
     for name in ("train", "val", "eval"):
         _halve(sources / name, out / name / "hr")
+    # The clip frames were halved by collect already (lossless WebP): stored as PNG like the rest.
+    for path in list_images(sources / "train_clips"):
+        write_png(out / "train" / "hr" / f"{path.stem}.png", cv2.imread(str(path), cv2.IMREAD_COLOR))
     report = crop_folder(out / "train" / "hr", out / "train" / "crops", CropConfig(crop_size=400, step=200), workers=workers)
     lines = [line for _, line in relative_lines([out / "train" / "crops"], [out / "train"])]
     write_meta_info(lines, out / "train" / "meta_info.txt")
@@ -109,12 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--shared", type=Path, required=True, help="the shared soccer-hr folder")
     c.add_argument("-o", "--out", type=Path, required=True)
     c.add_argument("--max-train", type=int, default=80, help="cap on training frames (default 80: fits a 64 MiB carry)")
+    c.add_argument("--clip-frames", type=int, default=2, help="frames from each wide-angle clip (default 2: fits the carry)")
     b = sub.add_parser("build", help="downscale, crop, write meta info and validation LQ")
     b.add_argument("-o", "--out", type=Path, required=True)
     b.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     if args.step == "collect":
-        collect(args.shared, args.out, args.max_train)
+        collect(args.shared, args.out, args.max_train, args.clip_frames)
     else:
         build(args.out, args.workers)
     return 0
