@@ -6,7 +6,7 @@
 ``pack`` writes the EMA generator (official key names, fp16: ~33 MB) as parts of at most 15 MB,
 because the device tool returns files of at most 16 MB, plus ``pack.json`` with the sha256 of the
 whole file and of each part. ``join`` reassembles them, checks every checksum and that the file
-loads as the expected RRDBNet, and only then moves it into place (atomically).
+loads as an x4 RRDBNet, and only then writes it into place (atomically).
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import save
+from safetensors.torch import load, save
 
-from soccersr.weights import load_model, load_state_dict_file
+from soccersr.atomic import atomic_write_bytes
+from soccersr.weights import load_state_dict_file
+from soccersr.weights.detect import detect_arch
+from soccersr.weights.model import build_network
 
 PART_BYTES = 15 * 1024 * 1024
 NAME = "soccer-x4plus.safetensors"
@@ -55,18 +56,14 @@ def join(folder: Path, target: Path) -> None:
         data += chunk
     if len(data) != manifest["bytes"] or _sha256(data) != manifest["sha256"]:
         raise SystemExit(f"{folder}: the joined file does not match pack.json")
+    # Refuse anything that is not a complete x4 RRDBNet before it goes into place.
+    state = load(data)
+    arch, kwargs = detect_arch(state, origin=str(folder))
+    if (arch, kwargs.get("scale")) != ("RRDBNet", 4):
+        raise SystemExit(f"{folder}: expected an x4 RRDBNet, got {arch} {dict(kwargs)}")
+    build_network(arch, kwargs).load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp.safetensors")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        model = load_model(tmp)  # refuses anything that is not a loadable generator
-        if (model.arch, model.net_scale) != ("RRDBNet", 4):
-            raise SystemExit(f"{tmp}: expected an x4 RRDBNet, got {model.arch} x{model.net_scale}")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(target, data)
     print(f"installed {target} ({len(data)} bytes, sha256 {manifest['sha256']})")
 
 

@@ -1,42 +1,55 @@
 #!/usr/bin/env bash
-# One GPU session for soccer-x4plus (device tool: ~15 minutes per session, one command of <= 10).
-# Run from the repo root on the GPU machine, after, here:
+# One training session for soccer-x4plus: on the GPU machine (device tool: ~15 minutes per session,
+# one command of <= 10), or on the CPU when no GPU is lent (PROFILE=cpu: hours, small patches).
+# Run from the repo root, after, here:
 #   python recipes/soccer_x4plus/prepare.py collect --shared ../shared/data/soccer-hr -o .devrun/soccer
 #   SOCCERSR_CACHE_DIR=.devrun/cache python -c "import soccersr; [soccersr.load_model(m) for m in ('x4plus', 'animevideov3')]"
 # and carry [.devrun/soccer/sources, .devrun/cache] (about 66 MB = 63 MiB with the tree; the limit is 64 MiB).
 # The GPU machine has no sr-vulkan package: a verified cache file is used as it is. Steps (env STEPS, default all of them):
 #   tests  the CUDA cases of the suite (engine fp16/bf16 + overflow retry, degradation, train step)
 #   bench  CUDA upscale benchmark (fp16/bf16 vs the official-style reference)
-#   train  build the data, fine-tune for TRAIN_MIN minutes (default 5)
-#   eval   x4plus vs the fine-tune on the held-out games (whole frames and players) + sheets
+#   train  build the data, fine-tune for TRAIN_MIN minutes (default 5 on CUDA, 75 on the CPU)
 #   pack   the EMA generator as fp16 safetensors in <16 MB parts with sha256 (recipes/.../finish.py joins them)
-# SOCCERSR_DRY_RUN=1 runs the same steps tiny, on the CPU, to check the script before spending GPU time.
+#   eval   x4plus vs the packed fp16 fine-tune (the file that ships) on the held-out games
+#          (whole frames and players) + sheets
+# PROFILE (env): cuda (default): the recipe as written, batch 12 x 256^2.
+#                cpu: batch 4 x 128^2, 100 D-only warm-up steps, lr halved at 1000 (2 cores: ~3 s/step).
+#                dry: the same steps tiny, on the CPU, to check the script before spending GPU time.
 set -u
 cd "$(dirname "$0")/../.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 SOCCERSR_CACHE_DIR="$PWD/.devrun/cache"
 OUT=${OUT:-$PWD/.devrun/out}
 mkdir -p "$OUT"
 STEPS=${STEPS:-"tests bench train eval pack"}
-TRAIN_MIN=${TRAIN_MIN:-5}
+PROFILE=${PROFILE:-cuda}
 DATA=.devrun/soccer
-EXP=.devrun/experiments
-PY=python3
+EXP=${EXP:-.devrun/experiments}
+PY=${PY:-python3}
 has() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 log() { echo "== $(date +%T) $*" | tee -a "$OUT/session.log"; }
 
-if [ "${SOCCERSR_DRY_RUN:-0}" = 1 ]; then
-    DEVICE=cpu
+EVAL_LIMIT=()
+EVAL_HR=$DATA/eval/hr
+case "$PROFILE" in
+cuda)
+    DEVICE=cuda TRAIN_MIN=${TRAIN_MIN:-5}
+    TRAIN_ARGS=(-o "train.time_limit_min=$TRAIN_MIN") ;;
+cpu)
+    DEVICE=cpu TRAIN_MIN=${TRAIN_MIN:-75}
+    TRAIN_ARGS=(-o "train.time_limit_min=$TRAIN_MIN" -o datasets.train.batch_size_per_gpu=4 -o datasets.train.gt_size=128
+                -o datasets.train.queue_size=40 -o datasets.train.num_worker_per_gpu=2 -o train.net_d_init_iters=100
+                -o train.total_iter=100000 -o "train.scheduler.milestones=[1000]" -o val.val_freq=300
+                -o logger.save_checkpoint_freq=300 -o logger.print_freq=25) ;;
+dry)
+    DEVICE=cpu TRAIN_MIN=1
     TRAIN_ARGS=(-o train.total_iter=3 -o datasets.train.batch_size_per_gpu=2 -o datasets.train.gt_size=64
                 -o datasets.train.queue_size=4 -o train.net_d_init_iters=1 -o val.val_freq=3
                 -o logger.save_checkpoint_freq=3 -o logger.print_freq=1 -o datasets.train.num_worker_per_gpu=1)
     EVAL_LIMIT=(--max-images 2)
-    EVAL_HR=.devrun/eval_dry/hr   # two frames (copied once the data is built): the CPU is slow
-else
-    DEVICE=cuda
-    TRAIN_ARGS=(-o "train.time_limit_min=$TRAIN_MIN")
-    EVAL_LIMIT=()
-    EVAL_HR=$DATA/eval/hr
-fi
+    EVAL_HR=.devrun/eval_dry/hr ;;  # two frames (copied once the data is built): the CPU is slow
+*)
+    echo "PROFILE must be cuda, cpu or dry, got '$PROFILE'" >&2; exit 2 ;;
+esac
 
 log "machine"
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())") | tee -a "$OUT/session.log"
@@ -65,22 +78,26 @@ if has train; then
         -o "path.experiments_root=$EXP" "${TRAIN_ARGS[@]}" 2>&1 | grep -v "^\s*$" | tail -60 | tee -a "$OUT/session.log"
 fi
 
-MODEL=$(ls -t "$EXP"/soccer_x4plus/models/net_g_*.pth 2>/dev/null | head -1)
-if has eval && [ -n "$MODEL" ]; then
-    log "eval: $MODEL vs x4plus"
-    if [ "$EVAL_HR" != "$DATA/eval/hr" ]; then
-        mkdir -p "$EVAL_HR" && ls "$DATA/eval/hr"/*.png | head -2 | xargs -I{} cp {} "$EVAL_HR"/
-    fi
-    timeout 120 $PY -m soccersr.cli eval fit-niqe "$DATA/train/hr" -o "$DATA/niqe_soccer_train.npz" "${EVAL_LIMIT[@]}" 2>&1 | tail -3
-    timeout 300 $PY -m soccersr.cli eval --model x4plus --model "$MODEL" --hr "$EVAL_HR" --boxes "$DATA/eval/labels" \
-        --seed 0 --device "$DEVICE" --precision fp32 --niqe-params "$DATA/niqe_soccer_train.npz" --report "$EXP/eval" 2>&1 \
-        | tail -40 | tee -a "$OUT/session.log"
-fi
-# At most 8 files come back: the reports and logs travel as one archive.
-tar -czf "$OUT/reports.tar.gz" -C "$EXP" --ignore-failed-read eval soccer_x4plus/logs soccer_x4plus/config.yml 2>/dev/null
-
+# MODEL (env): the checkpoint to pack and evaluate, chosen on the validation game; default the last one.
+MODEL=${MODEL:-$(ls -t "$EXP"/soccer_x4plus/models/net_g_*.pth 2>/dev/null | head -1)}
+SHIPPED=$EXP/soccer-x4plus.safetensors
 if has pack && [ -n "$MODEL" ]; then
     log "pack: $MODEL"
     $PY recipes/soccer_x4plus/finish.py pack "$MODEL" -o "$OUT" 2>&1 | tee -a "$OUT/session.log"
+    # Join here too: the evaluation measures exactly the fp16 file that would ship.
+    $PY recipes/soccer_x4plus/finish.py join "$OUT" -o "$SHIPPED" 2>&1 | tee -a "$OUT/session.log"
 fi
+[ -f "$SHIPPED" ] || SHIPPED=$MODEL
+if has eval && [ -n "$SHIPPED" ]; then
+    log "eval: $SHIPPED vs x4plus"
+    if [ "$EVAL_HR" != "$DATA/eval/hr" ]; then
+        mkdir -p "$EVAL_HR" && ls "$DATA/eval/hr"/*.png | head -2 | xargs -I{} cp {} "$EVAL_HR"/
+    fi
+    timeout 600 $PY -m soccersr.cli eval fit-niqe "$DATA/train/hr" -o "$DATA/niqe_soccer_train.npz" "${EVAL_LIMIT[@]}" 2>&1 | tail -3
+    timeout 1800 $PY -m soccersr.cli eval --model x4plus --model "$SHIPPED" --hr "$EVAL_HR" --boxes "$DATA/eval/labels" \
+        --seed 0 --device "$DEVICE" --precision fp32 --niqe-params "$DATA/niqe_soccer_train.npz" --report "$EXP/eval" 2>&1 \
+        | tail -40 | tee -a "$OUT/session.log"
+fi
+# At most 8 files come back from the GPU machine: the reports and logs travel as one archive.
+tar -czf "$OUT/reports.tar.gz" -C "$EXP" --ignore-failed-read eval soccer_x4plus/logs soccer_x4plus/config.yml 2>/dev/null
 log "done"
