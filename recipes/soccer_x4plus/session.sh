@@ -93,9 +93,9 @@ if has eval && [ -n "$SHIPPED" ]; then
     if [ "$EVAL_HR" != "$DATA/eval/hr" ]; then
         mkdir -p "$EVAL_HR" && ls "$DATA/eval/hr"/*.png | head -2 | xargs -I{} cp {} "$EVAL_HR"/
     fi
-    timeout 600 $PY -m soccersr.cli eval fit-niqe "$DATA/train/hr" -o "$DATA/niqe_soccer_train.npz" "${EVAL_LIMIT[@]}" 2>&1 | tail -3
+    timeout 600 $PY -m soccersr.cli eval fit-niqe "$DATA/train/hr" -o "$EXP/niqe_soccer_train.npz" "${EVAL_LIMIT[@]}" 2>&1 | tail -3
     timeout 1800 $PY -m soccersr.cli eval --model x4plus --model "$SHIPPED" --hr "$EVAL_HR" --boxes "$DATA/eval/labels" \
-        --seed 0 --device "$DEVICE" --precision fp32 --niqe-params "$DATA/niqe_soccer_train.npz" --report "$EXP/eval" 2>&1 \
+        --seed 0 --device "$DEVICE" --precision fp32 --niqe-params "$EXP/niqe_soccer_train.npz" --report "$EXP/eval" 2>&1 \
         | tail -40 | tee -a "$OUT/session.log"
 fi
 # At most 8 files come back from the GPU machine: the reports and logs travel as one archive.
