@@ -4,7 +4,12 @@
 # Run from the repo root, after, here:
 #   python recipes/soccer_x4plus/prepare.py collect --shared ../shared/data/soccer-hr -o .devrun/soccer
 #   SOCCERSR_CACHE_DIR=.devrun/cache python -c "import soccersr; [soccersr.load_model(m) for m in ('x4plus', 'animevideov3')]"
-# and carry [.devrun/soccer/sources, .devrun/cache] (about 66 MB = 63 MiB with the tree; the limit is 64 MiB).
+# and carry [.devrun/soccer/sources, .devrun/cache]. The device tool's limit is 64 MiB with the work tree,
+# which now holds the shipped soccer-x4plus (33 MB): sources (30 MB) + cache (34 MB) no longer fit. For
+# a GPU session, carry only .devrun/soccer/sources without its eval/ folder, start from the shipped
+# model (-o path.pretrain_network_g=soccer-x4plus: no cache needed), run STEPS="train pack" (the tests
+# and bench steps load x4plus from the cache: run them in a session of their own), and run the eval
+# step here on the joined file (about 5 minutes on the CPU).
 # The GPU machine has no sr-vulkan package: a verified cache file is used as it is. Steps (env STEPS, default all of them):
 #   tests  the CUDA cases of the suite (engine fp16/bf16 + overflow retry, degradation, train step)
 #   bench  CUDA upscale benchmark (fp16/bf16 vs the official-style reference)
