@@ -7,7 +7,7 @@
 # and carry [.devrun/soccer/sources, .devrun/cache]. The device tool's limit is 64 MiB with the work tree,
 # which now holds the shipped soccer-x4plus (33 MB): sources (30 MB) + cache (34 MB) no longer fit. For
 # a GPU session, carry only .devrun/soccer/sources without its eval/ folder, start from the shipped
-# model (-o path.pretrain_network_g=soccer-x4plus: no cache needed), run STEPS="train pack" (the tests
+# model (TRAIN_EXTRA="-o path.pretrain_network_g=soccer-x4plus": no cache needed), run STEPS="train pack" (the tests
 # and bench steps load x4plus from the cache: run them in a session of their own), and run the eval
 # step here on the joined file (about 5 minutes on the CPU).
 # The GPU machine has no sr-vulkan package: a verified cache file is used as it is. Steps (env STEPS, default all of them):
@@ -20,6 +20,7 @@
 # PROFILE (env): cuda (default): the recipe as written, batch 12 x 256^2.
 #                cpu: batch 4 x 128^2, 100 D-only warm-up steps, lr halved at 1000 (2 cores: ~3 s/step).
 #                dry: the same steps tiny, on the CPU, to check the script before spending GPU time.
+# TRAIN_EXTRA (env): more training overrides, appended to the profile's ("-o key=value -o ...").
 set -u
 cd "$(dirname "$0")/../.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 SOCCERSR_CACHE_DIR="$PWD/.devrun/cache"
@@ -78,6 +79,8 @@ if has train; then
     # The perceptual loss needs ImageNet VGG19; without it, L1 + GAN (the model card says which).
     VGG=$($PY -c "import torch, pathlib; p = pathlib.Path(torch.hub.get_dir()) / 'checkpoints' / 'vgg19-dcbb9e9d.pth'; print(p if p.is_file() else '')")
     [ -n "$VGG" ] || { log "no VGG19 weights: perceptual weight 0"; TRAIN_ARGS+=(-o train.perceptual_opt.perceptual_weight=0); }
+    read -r -a EXTRA <<< "${TRAIN_EXTRA:-}"
+    TRAIN_ARGS+=("${EXTRA[@]}")
     log "train: fine-tune (${TRAIN_ARGS[*]})"
     timeout $((TRAIN_MIN * 60 + 240)) $PY -m soccersr.cli train --config configs/soccer_x4plus.yml --device "$DEVICE" \
         -o "path.experiments_root=$EXP" "${TRAIN_ARGS[@]}" 2>&1 | grep -v "^\s*$" | tail -60 | tee -a "$OUT/session.log"
