@@ -3,6 +3,9 @@ beats stock x4plus on a crop of a game it never saw in training."""
 
 from __future__ import annotations
 
+import hashlib
+import re
+import sys
 from pathlib import Path
 
 import cv2
@@ -11,6 +14,8 @@ import pytest
 import torch
 
 import soccersr
+import soccersr.weights
+from soccersr import cli
 from soccersr.data.files import read_rgb_float
 from soccersr.degrade import degrade_image
 from soccersr.eval.metrics import psnr
@@ -26,7 +31,40 @@ def test_soccer_x4plus_is_the_default_and_x4plus_stays_available() -> None:
     assert (builtin.BUILTIN_DIR / "soccer-x4plus.md").is_file(), "the model card ships beside the weights"
 
 
-def test_soccer_x4plus_is_a_fine_tune_of_x4plus(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_card_names_the_shipped_file() -> None:
+    weights = builtin.BUILTIN_DIR / "soccer-x4plus.safetensors"
+    card = (builtin.BUILTIN_DIR / "soccer-x4plus.md").read_text()
+    match = re.search(r"([\d,]+) bytes, sha256 `([0-9a-f]{64})`", card)
+    assert match, "the card states the file's size and sha256"
+    data = weights.read_bytes()
+    assert (int(match[1].replace(",", "")), match[2]) == (len(data), hashlib.sha256(data).hexdigest())
+
+
+@pytest.mark.parametrize("command", [["upscale", "photo.png", "-o", "out"], ["export", "-o", "model.onnx"]])
+def test_the_commands_default_to_soccer_x4plus(command: list[str], monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "photo.png"), np.zeros((8, 8, 3), np.uint8))
+    monkeypatch.chdir(tmp_path)
+    asked: list[str] = []
+
+    def record(name, **_kwargs):
+        asked.append(str(name))
+        raise soccersr.weights.WeightsError("stop here")
+
+    monkeypatch.setattr(soccersr.weights, "load_model", record)
+    assert cli.main(command) != 0
+    assert asked == ["soccer-x4plus"]
+
+
+def test_soccer_x4plus_needs_no_ncnn_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, builtin.NCNN_PACKAGE, None)  # "import" of it now fails
+    with pytest.raises(ImportError):
+        __import__(builtin.NCNN_PACKAGE)
+    model = soccersr.load_model("soccer-x4plus", cache_dir=Path("/nonexistent/soccersr-cache"))
+    assert model.arch == "RRDBNet"
+
+
+def test_soccer_x4plus_is_a_fine_tune_of_x4plus() -> None:
     soccer = soccersr.load_model("soccer-x4plus")
     stock = soccersr.load_model("x4plus")
     assert (soccer.arch, soccer.net_scale, soccer.scale) == ("RRDBNet", 4, 4)

@@ -6,7 +6,7 @@
 ``pack`` writes the EMA generator (official key names, fp16: ~33 MB) as parts of at most 15 MB,
 because the device tool returns files of at most 16 MB, plus ``pack.json`` with the sha256 of the
 whole file and of each part. ``join`` reassembles them, checks every checksum and that the file
-loads as an x4 RRDBNet, and only then writes it into place (atomically).
+loads as the RRDBNet its zoo row declares, and only then writes it into place (atomically).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -24,6 +25,9 @@ from soccersr.atomic import atomic_write_bytes
 from soccersr.weights import load_state_dict_file
 from soccersr.weights.detect import detect_arch
 from soccersr.weights.model import build_network
+from soccersr.weights.zoo import find_spec
+
+SOCCER_X4PLUS = find_spec("soccer-x4plus")
 
 PART_BYTES = 15 * 1024 * 1024
 NAME = "soccer-x4plus.safetensors"
@@ -34,8 +38,15 @@ def _sha256(data: bytes) -> str:
 
 
 def pack(model_file: Path, out: Path) -> None:
+    checkpoint = torch.load(model_file, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or "params_ema" not in checkpoint:
+        raise SystemExit(f"{model_file}: no params_ema (the EMA generator is what ships)")
     state = load_state_dict_file(model_file)  # params_ema first, as every loader of ours does
     half = {k: v.to(torch.float16).contiguous() for k, v in state.items()}
+    bad = [k for k, v in half.items() if not torch.isfinite(v).all()]
+    if bad:
+        raise SystemExit(f"{model_file}: not finite in fp16: {', '.join(bad[:5])}")
+    out.mkdir(parents=True, exist_ok=True)
     data = save(half, metadata={"model": "soccer-x4plus", "source": model_file.name, "format": "pt"})
     parts = [data[i : i + PART_BYTES] for i in range(0, len(data), PART_BYTES)]
     for i, part in enumerate(parts):
@@ -46,7 +57,8 @@ def pack(model_file: Path, out: Path) -> None:
     print(f"packed {model_file} -> {len(parts)} parts, {len(data)} bytes, sha256 {manifest['sha256']}")
 
 
-def join(folder: Path, target: Path) -> None:
+def join(folder: Path, target: Path, expect: Mapping[str, int | str] = SOCCER_X4PLUS.arch_kwargs) -> None:
+    """Reassemble, verify and install; ``expect``: the RRDBNet constructor arguments the zoo row declares."""
     manifest = json.loads((folder / "pack.json").read_text())
     data = b""
     for part in manifest["parts"]:
@@ -59,9 +71,12 @@ def join(folder: Path, target: Path) -> None:
     # Refuse anything that is not a complete x4 RRDBNet before it goes into place.
     state = load(data)
     arch, kwargs = detect_arch(state, origin=str(folder))
-    if (arch, kwargs.get("scale")) != ("RRDBNet", 4):
-        raise SystemExit(f"{folder}: expected an x4 RRDBNet, got {arch} {dict(kwargs)}")
-    build_network(arch, kwargs).load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    if arch != "RRDBNet" or dict(kwargs) != dict(expect):
+        raise SystemExit(f"{folder}: expected an RRDBNet {dict(expect)}, got {arch} {dict(kwargs)}")
+    try:
+        build_network(arch, kwargs).load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    except RuntimeError as e:  # missing or unexpected keys
+        raise SystemExit(f"{folder}: does not load as {arch}: {str(e).splitlines()[0]}") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(target, data)
     print(f"installed {target} ({len(data)} bytes, sha256 {manifest['sha256']})")

@@ -84,16 +84,19 @@ def collect(shared: Path, out: Path, max_train: int, clip_frames: int) -> None:
 
 
 def _collect_clip_frames(clip_dir: Path, dst: Path, per_clip: int) -> int:
-    """``per_clip`` frames of each clip, evenly spread over its 10 s, x0.5, as lossless WebP."""
-    dst.mkdir(parents=True, exist_ok=True)
-    # 10 s clips: candidates every 10/per_clip s, so the kept frames span the whole clip.
+    """``per_clip`` frames of each 10 s clip, one every 10/per_clip s from its start, x0.5, lossless WebP."""
+    if dst.exists():
+        shutil.rmtree(dst)  # a rerun with fewer frames must not keep training on the old ones
+    dst.mkdir(parents=True)
+    if per_clip < 1:
+        return 0
     config = FrameConfig(every=10.0 / per_clip, min_diff=0.0, max_frames=per_clip)
     count = 0
     with tempfile.TemporaryDirectory() as tmp:
         for clip in sorted(clip_dir.glob("*.mp4")):
             extract_frames(clip, Path(tmp), config)
         for frame in list_images(Path(tmp)):
-            image = cv2.imread(str(frame), cv2.IMREAD_COLOR)
+            image = _read_bgr(frame)
             h, w = image.shape[:2]
             half = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
             if not cv2.imwrite(str(dst / f"{frame.stem}.webp"), half, [cv2.IMWRITE_WEBP_QUALITY, 101]):
@@ -102,12 +105,17 @@ def _collect_clip_frames(clip_dir: Path, dst: Path, per_clip: int) -> int:
     return count
 
 
+def _read_bgr(path: Path):
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise SystemExit(f"{path}: cannot decode")
+    return image
+
+
 def _halve(src: Path, dst: Path) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for path in list_images(src):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SystemExit(f"{path}: cannot decode")
+        image = _read_bgr(path)
         h, w = image.shape[:2]
         half = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
         write_png(dst / f"{path.stem}.png", half)
@@ -115,21 +123,30 @@ def _halve(src: Path, dst: Path) -> None:
 
 def build(out: Path, workers: int) -> None:
     sources = out / "sources"
+    # A GPU session may carry the training and validation sources only (the carry is small): a
+    # missing split is skipped, and the evaluation then runs where the sources are complete.
     for name in ("train", "val", "eval"):
-        _halve(sources / name, out / name / "hr")
+        if (sources / name).is_dir():
+            _halve(sources / name, out / name / "hr")
     # The clip frames were halved by collect already (lossless WebP): stored as PNG like the rest.
-    for path in list_images(sources / "train_clips"):
-        write_png(out / "train" / "hr" / f"{path.stem}.png", cv2.imread(str(path), cv2.IMREAD_COLOR))
+    if (sources / "train_clips").is_dir():
+        for path in list_images(sources / "train_clips"):
+            write_png(out / "train" / "hr" / f"{path.stem}.png", _read_bgr(path))
     report = crop_folder(out / "train" / "hr", out / "train" / "crops", CropConfig(crop_size=400, step=200), workers=workers)
     lines = [line for _, line in relative_lines([out / "train" / "crops"], [out / "train"])]
     write_meta_info(lines, out / "train" / "meta_info.txt")
     (out / "val" / "lq").mkdir(parents=True, exist_ok=True)
-    for i, path in enumerate(list_images(out / "val" / "hr")):
+    for i, path in enumerate(list_images(out / "val" / "hr") if (out / "val" / "hr").is_dir() else []):
         lq = degrade_image(read_rgb_float(path), scale=4, seed=VAL_SEED + i)
         write_png(out / "val" / "lq" / path.name, cv2.cvtColor((lq * 255).round().astype("uint8"), cv2.COLOR_RGB2BGR))
-    shutil.copytree(sources / "eval_labels", out / "eval" / "labels", dirs_exist_ok=True)
+    if (sources / "eval_labels").is_dir():
+        shutil.copytree(sources / "eval_labels", out / "eval" / "labels", dirs_exist_ok=True)
+
+    def count(folder: Path) -> int:
+        return len(list_images(folder)) if folder.is_dir() else 0
+
     print(f"built: {len(lines)} training crops ({report}), "
-          f"{len(list_images(out / 'val' / 'hr'))} validation frames, {len(list_images(out / 'eval' / 'hr'))} evaluation frames")
+          f"{count(out / 'val' / 'hr')} validation frames, {count(out / 'eval' / 'hr')} evaluation frames")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--shared", type=Path, required=True, help="the shared soccer-hr folder")
     c.add_argument("-o", "--out", type=Path, required=True)
     c.add_argument("--max-train", type=int, default=80, help="cap on training frames (default 80: fits a 64 MiB carry)")
-    c.add_argument("--clip-frames", type=int, default=2, help="frames from each wide-angle clip (default 2: fits the carry)")
+    c.add_argument("--clip-frames", type=int, default=2, help="frames from each wide-angle clip, 0 for none (default 2: fits the carry)")
     b = sub.add_parser("build", help="downscale, crop, write meta info and validation LQ")
     b.add_argument("-o", "--out", type=Path, required=True)
     b.add_argument("--workers", type=int, default=2)

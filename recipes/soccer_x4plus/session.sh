@@ -20,13 +20,14 @@
 # PROFILE (env): cuda (default): the recipe as written, batch 12 x 256^2.
 #                cpu: batch 4 x 128^2, 100 D-only warm-up steps, lr halved at 1000 (2 cores: ~3 s/step).
 #                dry: the same steps tiny, on the CPU, to check the script before spending GPU time.
-# TRAIN_EXTRA (env): more training overrides, appended to the profile's ("-o key=value -o ...").
-set -u
+# TRAIN_EXTRA (env): more training overrides, appended to the profile's ("-o key=value -o ...", split on spaces).
+# EXP (env): the experiment folder; give each session its own, so no step picks up an earlier run's files.
+set -uo pipefail  # a failing step shows in its pipeline's status, not hidden by tee
 cd "$(dirname "$0")/../.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 SOCCERSR_CACHE_DIR="$PWD/.devrun/cache"
 OUT=${OUT:-$PWD/.devrun/out}
 mkdir -p "$OUT"
-STEPS=${STEPS:-"tests bench train eval pack"}
+STEPS=${STEPS:-"tests bench train pack eval"}
 PROFILE=${PROFILE:-cuda}
 DATA=.devrun/soccer
 EXP=${EXP:-.devrun/experiments}
@@ -81,6 +82,7 @@ if has train; then
     [ -n "$VGG" ] || { log "no VGG19 weights: perceptual weight 0"; TRAIN_ARGS+=(-o train.perceptual_opt.perceptual_weight=0); }
     read -r -a EXTRA <<< "${TRAIN_EXTRA:-}"
     TRAIN_ARGS+=("${EXTRA[@]}")
+    case $TRAIN_MIN in ''|*[!0-9]*) log "TRAIN_MIN must be whole minutes, got '$TRAIN_MIN'"; exit 2 ;; esac
     log "train: fine-tune (${TRAIN_ARGS[*]})"
     timeout $((TRAIN_MIN * 60 + 240)) $PY -m soccersr.cli train --config configs/soccer_x4plus.yml --device "$DEVICE" \
         -o "path.experiments_root=$EXP" "${TRAIN_ARGS[@]}" 2>&1 | grep -v "^\s*$" | tail -60 | tee -a "$OUT/session.log"
@@ -89,20 +91,23 @@ fi
 # MODEL (env): the checkpoint to pack and evaluate, chosen on the validation game; default the last one.
 MODEL=${MODEL:-$(ls -t "$EXP"/soccer_x4plus/models/net_g_*.pth 2>/dev/null | head -1)}
 SHIPPED=$EXP/soccer-x4plus.safetensors
+EVAL_MODEL=$MODEL
 if has pack && [ -n "$MODEL" ]; then
+    rm -f "$SHIPPED"
+    EVAL_MODEL=$SHIPPED
     log "pack: $MODEL"
-    $PY recipes/soccer_x4plus/finish.py pack "$MODEL" -o "$OUT" 2>&1 | tee -a "$OUT/session.log"
     # Join here too: the evaluation measures exactly the fp16 file that would ship.
-    $PY recipes/soccer_x4plus/finish.py join "$OUT" -o "$SHIPPED" 2>&1 | tee -a "$OUT/session.log"
+    { $PY recipes/soccer_x4plus/finish.py pack "$MODEL" -o "$OUT" && $PY recipes/soccer_x4plus/finish.py join "$OUT" -o "$SHIPPED"; } \
+        2>&1 | tee -a "$OUT/session.log" || log "pack FAILED: nothing to evaluate"
 fi
-[ -f "$SHIPPED" ] || SHIPPED=$MODEL
-if has eval && [ -n "$SHIPPED" ]; then
-    log "eval: $SHIPPED vs x4plus"
+if has eval && [ -n "$EVAL_MODEL" ] && [ -f "$EVAL_MODEL" ]; then
+    log "eval: $EVAL_MODEL vs x4plus"
     if [ "$EVAL_HR" != "$DATA/eval/hr" ]; then
         mkdir -p "$EVAL_HR" && ls "$DATA/eval/hr"/*.png | head -2 | xargs -I{} cp {} "$EVAL_HR"/
     fi
-    timeout 600 $PY -m soccersr.cli eval fit-niqe "$DATA/train/hr" -o "$EXP/niqe_soccer_train.npz" "${EVAL_LIMIT[@]}" 2>&1 | tail -3
-    timeout 1800 $PY -m soccersr.cli eval --model x4plus --model "$SHIPPED" --hr "$EVAL_HR" --boxes "$DATA/eval/labels" \
+    timeout 600 $PY -m soccersr.cli eval fit-niqe "$DATA/train/hr" -o "$EXP/niqe_soccer_train.npz" "${EVAL_LIMIT[@]}" 2>&1 \
+        | tail -3 | tee -a "$OUT/session.log"
+    timeout 1800 $PY -m soccersr.cli eval --model x4plus --model "$EVAL_MODEL" --hr "$EVAL_HR" --boxes "$DATA/eval/labels" \
         --seed 0 --device "$DEVICE" --precision fp32 --niqe-params "$EXP/niqe_soccer_train.npz" --report "$EXP/eval" 2>&1 \
         | tail -40 | tee -a "$OUT/session.log"
 fi
