@@ -22,9 +22,9 @@ import torch
 from safetensors.torch import load, save
 
 from soccersr.atomic import atomic_write_bytes
-from soccersr.weights import load_state_dict_file
+from soccersr.weights import WeightsError, load_state_dict_file
 from soccersr.weights.detect import detect_arch
-from soccersr.weights.model import build_network
+from soccersr.weights.load import MissingParamKey, build_and_load
 from soccersr.weights.zoo import find_spec
 
 SOCCER_X4PLUS = find_spec("soccer-x4plus")
@@ -38,12 +38,12 @@ def _sha256(data: bytes) -> str:
 
 
 def pack(model_file: Path, out: Path) -> None:
-    checkpoint = torch.load(model_file, map_location="cpu", weights_only=True)
-    if not isinstance(checkpoint, dict) or "params_ema" not in checkpoint:
-        raise SystemExit(f"{model_file}: no params_ema (the EMA generator is what ships)")
-    state = load_state_dict_file(model_file)  # params_ema first, as every loader of ours does
+    try:
+        state = load_state_dict_file(model_file, param_key="params_ema")  # the EMA generator is what ships
+    except MissingParamKey:
+        raise SystemExit(f"{model_file}: no params_ema (the EMA generator is what ships)") from None
     half = {k: v.to(torch.float16).contiguous() for k, v in state.items()}
-    bad = [k for k, v in half.items() if not torch.isfinite(v).all()]
+    bad = [k for k, v in half.items() if not torch.isfinite(v).all()]  # beyond fp16's range: refuse before the transfer
     if bad:
         raise SystemExit(f"{model_file}: not finite in fp16: {', '.join(bad[:5])}")
     out.mkdir(parents=True, exist_ok=True)
@@ -57,6 +57,17 @@ def pack(model_file: Path, out: Path) -> None:
     print(f"packed {model_file} -> {len(parts)} parts, {len(data)} bytes, sha256 {manifest['sha256']}")
 
 
+def _check_loads(state: Mapping[str, torch.Tensor], origin: str, expect: Mapping[str, int | str]) -> None:
+    """SystemExit unless ``state`` loads as the RRDBNet that ``expect`` declares."""
+    try:
+        arch, kwargs = detect_arch(state, origin=origin)
+        if arch != "RRDBNet" or dict(kwargs) != dict(expect):
+            raise SystemExit(f"{origin}: expected an RRDBNet {dict(expect)}, got {arch} {dict(kwargs)}")
+        build_and_load(arch, kwargs, state, origin)  # the loader's own key, shape and finiteness checks
+    except WeightsError as e:
+        raise SystemExit(f"{origin}: does not load as RRDBNet: {e}") from None
+
+
 def join(folder: Path, target: Path, expect: Mapping[str, int | str] = SOCCER_X4PLUS.arch_kwargs) -> None:
     """Reassemble, verify and install; ``expect``: the RRDBNet constructor arguments the zoo row declares."""
     manifest = json.loads((folder / "pack.json").read_text())
@@ -68,15 +79,8 @@ def join(folder: Path, target: Path, expect: Mapping[str, int | str] = SOCCER_X4
         data += chunk
     if len(data) != manifest["bytes"] or _sha256(data) != manifest["sha256"]:
         raise SystemExit(f"{folder}: the joined file does not match pack.json")
-    # Refuse anything that is not a complete x4 RRDBNet before it goes into place.
-    state = load(data)
-    arch, kwargs = detect_arch(state, origin=str(folder))
-    if arch != "RRDBNet" or dict(kwargs) != dict(expect):
-        raise SystemExit(f"{folder}: expected an RRDBNet {dict(expect)}, got {arch} {dict(kwargs)}")
-    try:
-        build_network(arch, kwargs).load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    except RuntimeError as e:  # missing or unexpected keys
-        raise SystemExit(f"{folder}: does not load as {arch}: {str(e).splitlines()[0]}") from None
+    # Refuse anything that is not the zoo row's RRDBNet, complete and finite, before it goes into place.
+    _check_loads(load(data), str(folder), expect)
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(target, data)
     print(f"installed {target} ({len(data)} bytes, sha256 {manifest['sha256']})")

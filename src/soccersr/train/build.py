@@ -41,17 +41,17 @@ def read_pretrained(source: str, *, param_key: str, key_path: str) -> dict[str, 
     Raises ConfigError naming ``key_path`` (e.g. path.pretrain_network_g) and the reason.
     """
     from soccersr.weights import WeightsError, load_model, load_state_dict_file
+    from soccersr.weights.load import MissingParamKey
     from soccersr.weights.zoo import find_spec
 
     try:
         if find_spec(source) is not None:
             return load_model(source).net.state_dict()
         path = Path(source)
-        if path.suffix.lower() in (".pth", ".pt") and path.is_file():
+        try:
             # The official files hold {"params": ..., "params_ema": ...}; pick the configured one.
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-            if isinstance(obj, Mapping) and isinstance(obj.get(param_key), Mapping):
-                return {k.removeprefix("module."): v.float() for k, v in obj[param_key].items()}
+            return load_state_dict_file(path, param_key=param_key)
+        except MissingParamKey:
             log.info("%s has no %r entry; using its default weights", path, param_key)
         return load_state_dict_file(path)
     except WeightsError as e:

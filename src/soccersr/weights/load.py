@@ -52,7 +52,7 @@ def load_model(name_or_path: str | Path, *, cache_dir: Path | None = None) -> SR
     if spec is not None:
         state = builtin_state_dict(spec, cache_dir=cache_dir)
         origin = f"built-in model {spec.name!r} ({spec.source})"
-        net = _build_and_load(spec.arch, spec.arch_kwargs, state, origin)
+        net = build_and_load(spec.arch, spec.arch_kwargs, state, origin)
         return SRModel(
             net=net,
             name=spec.name,
@@ -72,7 +72,7 @@ def load_model(name_or_path: str | Path, *, cache_dir: Path | None = None) -> SR
     arch, kwargs = detect_arch(state, origin=str(path))
     net_scale = int(kwargs["scale"] if arch == "RRDBNet" else kwargs["upscale"])
     scale, kwargs = _apply_file_metadata(path, arch, kwargs, net_scale)
-    net = _build_and_load(arch, kwargs, state, str(path))
+    net = build_and_load(arch, kwargs, state, str(path))
     return SRModel(
         net=net,
         name=path.stem,
@@ -118,15 +118,16 @@ def _apply_file_metadata(
     return scale, kwargs
 
 
-def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+def load_state_dict_file(path: Path, *, param_key: str | None = None) -> dict[str, torch.Tensor]:
     """Read a weights file into a flat float32 state_dict with the official key names.
 
     ``.pth``/``.pt`` (``torch.load(weights_only=True)``), ``.safetensors``, or ``.pdparams``
     (a Paddle pickle of numpy arrays, read by a restricted unpickler). Nested ``params_ema`` /
     ``params`` dicts (or ``params_ema.`` / ``params.`` key prefixes) are unwrapped, EMA first,
-    and a ``module.`` prefix is stripped.
+    or exactly ``param_key`` when given, and a ``module.`` prefix is stripped.
 
     Raises:
+        MissingParamKey: ``param_key`` is given and the file has no such entry.
         WeightsError: unknown format, unreadable or truncated file, a pickle that needs code,
             or a value that is not a tensor.
     """
@@ -140,7 +141,11 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
         obj = load_pdparams(path)
     else:
         raise WeightsError(f"{path}: unknown weights format {suffix or '(no suffix)'!r}; expected {', '.join(SUFFIXES)}")
-    return _flatten(obj, path)
+    return _flatten(obj, path, param_key)
+
+
+class MissingParamKey(WeightsError):
+    """``load_state_dict_file(param_key=...)`` on a file without that entry."""
 
 
 def _torch_load(path: Path) -> Any:
@@ -178,13 +183,16 @@ def _nest_prefixed(flat: Mapping[str, torch.Tensor]) -> Mapping[str, Any]:
     return flat
 
 
-def _flatten(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+def _flatten(obj: Any, path: Path, param_key: str | None = None) -> dict[str, torch.Tensor]:
     if not isinstance(obj, Mapping):
         raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a dict of tensors")
-    for wrapper in _WRAPPERS:
+    for wrapper in (param_key,) if param_key is not None else _WRAPPERS:
         if isinstance(obj.get(wrapper), Mapping):
             obj = obj[wrapper]
             break
+    else:
+        if param_key is not None:
+            raise MissingParamKey(f"{path}: has no {param_key!r} entry")
     state: dict[str, torch.Tensor] = {}
     for key, value in obj.items():
         if key == _PADDLE_NAME_TABLE:  # paddle's structured-name -> parameter-name table, not weights
@@ -214,7 +222,7 @@ def _to_tensor(value: Any, key: str, path: Path) -> torch.Tensor:
     return value.to(torch.float32)
 
 
-def _build_and_load(
+def build_and_load(
     arch: str, arch_kwargs: Mapping[str, int | str], state: Mapping[str, torch.Tensor], origin: str
 ) -> torch.nn.Module:
     # Built on the meta device and then given the loaded tensors (assign=True): the random
