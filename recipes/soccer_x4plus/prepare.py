@@ -34,10 +34,11 @@ import tempfile
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from soccersr.data.crops import CropConfig, crop_folder
 from soccersr.data.dataset import game_id
-from soccersr.data.files import list_images, read_rgb_float, write_png
+from soccersr.data.files import ImageDecodeError, decode_image, list_images, read_rgb_float, write_png
 from soccersr.data.frames import FrameConfig, extract_frames
 from soccersr.data.meta import relative_lines, write_meta_info
 from soccersr.degrade import degrade_image
@@ -96,29 +97,31 @@ def _collect_clip_frames(clip_dir: Path, dst: Path, per_clip: int) -> int:
         for clip in sorted(clip_dir.glob("*.mp4")):
             extract_frames(clip, Path(tmp), config)
         for frame in list_images(Path(tmp)):
-            image = _read_bgr(frame)
-            h, w = image.shape[:2]
-            half = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+            half = _read_half(frame)
             if not cv2.imwrite(str(dst / f"{frame.stem}.webp"), half, [cv2.IMWRITE_WEBP_QUALITY, 101]):
                 raise SystemExit(f"{dst / frame.stem}.webp: cannot write")
             count += 1
     return count
 
 
-def _read_bgr(path: Path):
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise SystemExit(f"{path}: cannot decode")
-    return image
+def _read_bgr(path: Path) -> np.ndarray:
+    try:
+        return decode_image(path, cv2.IMREAD_COLOR)
+    except ImageDecodeError as e:
+        raise SystemExit(str(e)) from None
+
+
+def _read_half(path: Path) -> np.ndarray:
+    """The image downscaled x0.5 with INTER_AREA: the GT of every training, validation and evaluation frame."""
+    image = _read_bgr(path)
+    h, w = image.shape[:2]
+    return cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
 
 
 def _halve(src: Path, dst: Path) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for path in list_images(src):
-        image = _read_bgr(path)
-        h, w = image.shape[:2]
-        half = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-        write_png(dst / f"{path.stem}.png", half)
+        write_png(dst / f"{path.stem}.png", _read_half(path))
 
 
 def build(out: Path, workers: int) -> None:
