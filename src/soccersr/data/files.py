@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from soccersr.atomic import atomic_write_bytes
-from soccersr.infer.imageio import IMAGE_SUFFIXES
+from soccersr.infer.imageio import is_image_name
 
 
 class ImageDecodeError(ValueError):
@@ -22,7 +22,7 @@ class ImageDecodeError(ValueError):
 
 def is_image_file(path: Path) -> bool:
     """True for a visible regular file with an image extension (case-insensitive)."""
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+    return is_image_name(path) and path.is_file()
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -28,10 +28,10 @@ from tqdm import tqdm
 from soccersr.infer.imageio import (
     DEFAULT_MAX_PIXELS,
     EXTENSIONS,
-    IMAGE_SUFFIXES,
     SUFFIX_FORMATS,
     ImageReadError,
     ImageWriteError,
+    is_image_name,
     read_image,
     write_image,
 )
@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 OutputFormat = Literal["auto", "png", "jpeg", "webp", "tiff"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("auto", "png", "jpeg", "webp", "tiff")
-"""File extensions picked up from folders and globs (lower case); other files are ignored."""
+"""Values of ``--format``: auto keeps the input's format."""
 
 
 @dataclass(frozen=True)
@@ -132,10 +132,6 @@ class BatchInterrupted(KeyboardInterrupt):
 # --- Finding the inputs --------------------------------------------------------------------
 
 
-def _is_image_name(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-
-
 def _walk(folder: Path, recursive: bool, exclude: Path | None) -> list[Path]:
     """Image files in ``folder`` (and below, if ``recursive``), sorted; hidden names skipped."""
     found = []
@@ -144,7 +140,7 @@ def _walk(folder: Path, recursive: bool, exclude: Path | None) -> list[Path]:
         dirs[:] = sorted(
             d for d in dirs if not d.startswith(".") and (exclude is None or (root_path / d).resolve() != exclude)
         )
-        found += [root_path / name for name in sorted(files) if _is_image_name(Path(name))]
+        found += [root_path / name for name in sorted(files) if is_image_name(Path(name))]
         if not recursive:
             break
     return found
@@ -199,7 +195,7 @@ def discover(
             if exclude is not None and exclude != base.resolve():
                 # The output folder inside the globbed folder: never read earlier outputs back in.
                 matches = [m for m in matches if not m.resolve().is_relative_to(exclude)]
-            files = [m for m in matches if m.is_file() and _is_image_name(m)]
+            files = [m for m in matches if m.is_file() and is_image_name(m)]
             for folder in (m for m in matches if m.is_dir()):
                 files += _walk(folder, recursive, exclude)
             if not files:

@@ -40,6 +40,11 @@ SUFFIX_FORMATS = {
 IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
 """The file extensions every command treats as images (one list for upscale, data, degrade, eval)."""
 
+
+def is_image_name(path: Path) -> bool:
+    """True for a visible name with an image extension (case-insensitive); looks at the name only."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
 _EIGHT_BIT_ONLY = ("jpeg", "webp")
 _MAX_SIDE = {"jpeg": 65_535, "webp": 16_383}
 _HEAD_BYTES = 32
