@@ -114,10 +114,11 @@ def _run(cfg: TrainingConfig, ctx: DistContext, *, resume: str | Path | None, au
     ema_source: dict[str, torch.Tensor] | None = None
     if state is None and cfg.path.pretrain_network_g:
         src = cfg.path.pretrain_network_g
-        load_into(g, read_pretrained(src, param_key=cfg.path.param_key_g, key_path="path.pretrain_network_g"),
-                  strict=cfg.path.strict_load_g, key_path="path.pretrain_network_g", source=src)
+        pretrained = read_pretrained(src, param_key=cfg.path.param_key_g, key_path="path.pretrain_network_g")
+        load_into(g, pretrained, strict=cfg.path.strict_load_g, key_path="path.pretrain_network_g", source=src)
         # As the official model: the EMA starts from the file's params_ema (its params when absent).
-        ema_source = read_pretrained(src, param_key="params_ema", key_path="path.pretrain_network_g")
+        ema_source = pretrained if cfg.path.param_key_g == "params_ema" else read_pretrained(
+            src, param_key="params_ema", key_path="path.pretrain_network_g")
     if state is None and d is not None and cfg.path.pretrain_network_d:
         src = cfg.path.pretrain_network_d
         load_into(d, read_pretrained(src, param_key=cfg.path.param_key_d, key_path="path.pretrain_network_d"),
