@@ -19,8 +19,9 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence, Union, get_args, get_origin, get_type_hints
 
-from soccersr.archs import RRDBNet, SRVGGNetCompact, UNetDiscriminatorSN
+from soccersr.archs import UNetDiscriminatorSN
 from soccersr.degrade.config import DegradationConfig, StageConfig
+from soccersr.weights.model import GENERATORS
 
 Stage = Literal["RealESRNetModel", "RealESRGANModel"]
 ESRNET: Stage = "RealESRNetModel"
@@ -120,7 +121,7 @@ class NetworkConfig:
     kwargs: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
 
 
-GENERATOR_CLASSES: Mapping[str, type] = types.MappingProxyType({"RRDBNet": RRDBNet, "SRVGGNetCompact": SRVGGNetCompact})
+GENERATOR_CLASSES: Mapping[str, type] = GENERATORS  # the inference table: what trains is what loads
 DISCRIMINATOR_CLASSES: Mapping[str, type] = types.MappingProxyType({"UNetDiscriminatorSN": UNetDiscriminatorSN})
 
 
