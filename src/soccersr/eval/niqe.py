@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from soccersr.atomic import atomic_write
-from soccersr.eval.metrics import quantize_8bit, rgb_to_y
+from soccersr.eval.metrics import y_channel
 
 log = logging.getLogger(__name__)
 
@@ -215,10 +215,7 @@ def image_features(y: np.ndarray, patch_size: int) -> tuple[np.ndarray, np.ndarr
 
 def luma(rgb: np.ndarray, *, crop_border: int = 0) -> np.ndarray:
     """The NIQE input plane: BT.601 Y (0..255) of 8-bit-quantised float RGB in [0, 1]."""
-    y = rgb_to_y(quantize_8bit(rgb))
-    if crop_border:
-        y = y[crop_border:-crop_border, crop_border:-crop_border]
-    return y
+    return y_channel(rgb, crop_border=crop_border)
 
 
 # ---------------------------------------------------------------------------------------------
