@@ -186,8 +186,10 @@ def _to_decoded(pixels: np.ndarray, info: metadata.ContainerInfo) -> DecodedImag
     exif = info.exif
     if exif is not None and info.orientation != 1:
         exif = metadata.update_exif(exif, orientation=1)
+    rgb = np.ascontiguousarray(rgb, dtype=np.float32)
+    rgb *= scale  # in place: a second full-size float32 array per image is 12 B/px for nothing
     return DecodedImage(
-        rgb=np.ascontiguousarray(rgb, dtype=np.float32) * scale,
+        rgb=rgb,
         alpha=alpha,
         bit_depth=bit_depth,
         is_gray=info.is_gray or pixels.ndim == 2,
