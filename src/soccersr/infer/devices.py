@@ -12,6 +12,8 @@ from typing import Literal, Mapping
 
 import torch
 
+from soccersr.weights.model import size_multiple_for
+
 Precision = Literal["fp32", "fp16", "bf16"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 DTYPES: Mapping[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -72,7 +74,7 @@ def activation_bytes_per_pixel(arch: str, arch_kwargs: Mapping[str, int | str], 
     if arch == "RRDBNet":
         feat, grow = int(arch_kwargs.get("num_feat", 64)), int(arch_kwargs.get("num_grow_ch", 32))
         scale = int(arch_kwargs.get("scale", 4))
-        unshuffle = {4: 1, 2: 2, 1: 4}[scale]
+        unshuffle = size_multiple_for(arch, arch_kwargs)
         low_res = 3 * (feat + 4 * grow) / unshuffle**2
         high_res = 3.5 * feat * scale**2
         return element * (low_res + high_res)
