@@ -34,12 +34,12 @@ def image_seed(seed: int, relative: Path) -> int:
 
 
 def _find_images(root: Path) -> list[Path]:
-    from soccersr.infer.imageio import IMAGE_SUFFIXES
+    from soccersr.infer.imageio import is_image_name
 
     return sorted(
         p.relative_to(root)
         for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES
+        if is_image_name(p)
         and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
