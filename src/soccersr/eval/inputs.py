@@ -19,9 +19,9 @@ import numpy as np
 from soccersr import __version__
 from soccersr.data.files import list_images
 from soccersr.eval.boxes import PixelBox, clip_box, person_boxes, read_boxes
-from soccersr.eval.niqe import file_sha256
 from soccersr.eval.report import write_text
 from soccersr.eval.sheets import write_png
+from soccersr.hashing import file_sha256
 from soccersr.infer.imageio import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)

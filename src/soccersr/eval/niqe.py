@@ -24,7 +24,6 @@ fit them with ``fit_niqe`` (``soccersr eval fit-niqe``) or load a BasicSR ``niqe
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import math
@@ -322,12 +321,3 @@ def load_niqe_model(path: Path) -> NiqeModel:
         return NiqeModel(mu=mu, cov=cov, patch_size=patch_size, info=info)
     except NiqeError as exc:
         raise NiqeError(f"{path}: {exc}") from None
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file (reports name the exact NIQE params they used)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

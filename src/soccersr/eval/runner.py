@@ -33,7 +33,7 @@ from soccersr.eval import report
 from soccersr.eval.boxes import BoxFileError, PixelBox, clip_box, region_scores
 from soccersr.eval.inputs import EvalError, ImageInputs, ImageJob, LqCache, find_jobs, load_inputs, write_rgb_png
 from soccersr.eval.metrics import psnr, ssim
-from soccersr.eval.niqe import NiqeError, NiqeModel, file_sha256, load_niqe_model, niqe_score
+from soccersr.eval.niqe import NiqeError, NiqeModel, load_niqe_model, niqe_score
 from soccersr.eval.sheets import (
     Column,
     IndexRow,
@@ -44,6 +44,7 @@ from soccersr.eval.sheets import (
     nearest_enlarge,
     write_png,
 )
+from soccersr.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -33,6 +33,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from soccersr.atomic import atomic_write
+from soccersr.hashing import file_sha256
 from soccersr.weights.detect import WeightsError, detect_arch
 from soccersr.weights.model import GENERATORS
 from soccersr.weights.ncnn import CONVERTER_VERSION, convert_ncnn
@@ -119,8 +120,8 @@ def _ncnn_state_dict(spec: ModelSpec, stem: str, path: Path) -> dict[str, torch.
             "arch": spec.arch,
             "source": spec.source,
             "source_file": bin_.name,
-            "source_sha256": _sha256_file(bin_),
-            "param_sha256": _sha256_file(param),
+            "source_sha256": file_sha256(bin_),
+            "param_sha256": file_sha256(param),
             "post_resize": repr(expected_post),
         }
         if path.exists():
@@ -171,14 +172,6 @@ def _write_atomic(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping
     and two processes converting at once each rename a complete file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: save_file(dict(tensors), str(tmp), metadata=dict(meta)))
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _content_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
