@@ -178,7 +178,7 @@ def test_exported_generator_has_official_keys_and_loads(tmp_path: Path) -> None:
 
     g = _tiny_g(1)
     ema = _tiny_g(2)
-    g_path = ckpt.export_generator(tmp_path, 7, g.to(memory_format=torch.channels_last), ema, None)
+    g_path = ckpt.export_generator(tmp_path, 7, ckpt.cpu_state(g.to(memory_format=torch.channels_last)), ckpt.cpu_state(ema), None)
     bundle = torch.load(g_path, weights_only=True)
     assert set(bundle) == {"params", "params_ema"}
     assert set(bundle["params"]) == set(RRDBNet(num_feat=8, num_block=1, num_grow_ch=4).state_dict())
@@ -235,7 +235,7 @@ def test_exported_compact_generator_keeps_its_activation(tmp_path: Path) -> None
 
     kwargs = {"num_feat": 8, "num_conv": 2, "upscale": 4, "act_type": "leakyrelu"}
     g = SRVGGNetCompact(**kwargs)
-    ckpt.export_generator(tmp_path, 3, g, None, None, network=("SRVGGNetCompact", kwargs))
+    ckpt.export_generator(tmp_path, 3, ckpt.cpu_state(g), None, None, network=("SRVGGNetCompact", kwargs))
     model = load_model(tmp_path / "models" / "net_g_3.safetensors")
     assert model.arch_kwargs["act_type"] == "leakyrelu"
     x = torch.rand(1, 3, 8, 8)

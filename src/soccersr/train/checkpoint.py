@@ -26,6 +26,8 @@ from soccersr.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
+StateDict = dict[str, torch.Tensor]
+
 STATE_DIR = "training_states"
 MODELS_DIR = "models"
 STATE_FORMAT = "soccersr-train-state/1"
@@ -103,9 +105,11 @@ def load_latest_state(experiment_dir: Path) -> tuple[Path, dict[str, Any]] | Non
     return None
 
 
-def export_generator(experiment_dir: Path, iteration: int, g: nn.Module, g_ema: nn.Module | None,
-                     d: nn.Module | None, *, network: tuple[str, Mapping[str, Any]] | None = None) -> Path:
+def export_generator(experiment_dir: Path, iteration: int, g: StateDict, g_ema: StateDict | None,
+                     d: StateDict | None, *, network: tuple[str, Mapping[str, Any]] | None = None) -> Path:
     """Write ``net_g_<iter>.pth`` ({"params", "params_ema"}), its safetensors twin and ``net_d_<iter>.pth``.
+
+    ``g``, ``g_ema``, ``d``: ``cpu_state`` of each network (the training state saves the same copies).
 
     ``network`` = (architecture, kwargs) goes into the safetensors header, so a loader learns what
     the weights alone cannot say (a compact net's ReLU vs LeakyReLU).
@@ -114,10 +118,10 @@ def export_generator(experiment_dir: Path, iteration: int, g: nn.Module, g_ema: 
 
     models = experiment_dir / MODELS_DIR
     models.mkdir(parents=True, exist_ok=True)
-    params = _cpu_state(g)
+    params = g
     bundle = {"params": params}
     if g_ema is not None:
-        bundle["params_ema"] = _cpu_state(g_ema)
+        bundle["params_ema"] = g_ema
     g_path = models / f"net_g_{iteration}.pth"
     atomic_write(g_path, _torch_save(bundle))
     best = bundle.get("params_ema", params)
@@ -127,10 +131,11 @@ def export_generator(experiment_dir: Path, iteration: int, g: nn.Module, g_ema: 
         header.update(arch=arch, arch_kwargs=json.dumps(dict(kwargs), sort_keys=True))
     atomic_write(models / f"net_g_{iteration}.safetensors", lambda tmp: save_file(best, str(tmp), metadata=header))
     if d is not None:
-        atomic_write(models / f"net_d_{iteration}.pth", _torch_save({"params": _cpu_state(d)}))
+        atomic_write(models / f"net_d_{iteration}.pth", _torch_save({"params": d}))
     return g_path
 
 
-def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+def cpu_state(module: nn.Module) -> StateDict:
+    """A CPU copy of ``module``'s state_dict, contiguous, detached from training."""
     # contiguous: channels_last weights would otherwise be saved with their strides (safetensors refuses them).
     return {k: v.detach().to("cpu", memory_format=torch.contiguous_format).clone() for k, v in module.state_dict().items()}

@@ -283,14 +283,12 @@ def _save(cfg: TrainingConfig, ctx: DistContext, iteration: int, *, g: Any, g_em
     path = None
     if ctx.is_main:
         exp = cfg.experiment_dir
-        ckpt.export_generator(exp, iteration, g, g_ema, d,
+        # One CPU copy of each network serves the exported weights and the training state.
+        net_g, net_g_ema, net_d = (None if m is None else ckpt.cpu_state(m) for m in (g, g_ema, d))
+        ckpt.export_generator(exp, iteration, net_g, net_g_ema, net_d,
                               network=(cfg.network_g.type, dict(cfg.network_g.kwargs)))
-
-        def cpu_state(module: Any) -> Any:
-            return None if module is None else {k: v.detach().cpu() for k, v in module.state_dict().items()}
-
         path = ckpt.save_state(exp, iteration, {
-            "net_g": cpu_state(g), "net_g_ema": cpu_state(g_ema), "net_d": cpu_state(d),
+            "net_g": net_g, "net_g_ema": net_g_ema, "net_d": net_d,
             "opt_g": opt_g.state_dict(), "opt_d": None if opt_d is None else opt_d.state_dict(),
             "sched_g": sched_g.state_dict(), "sched_d": None if sched_d is None else sched_d.state_dict(),
             "data": stream.state_dict(), "ranks": ranks, "world_size": ctx.world_size,
