@@ -33,13 +33,7 @@ from torch import Tensor
 from soccersr.infer.devices import activation_bytes_per_pixel, free_device_memory
 from soccersr.infer.engine import DEFAULT_OVERLAP, Upscaler
 from soccersr.infer.tiling import Size
-from soccersr.infer.torch_runner import (
-    CPU_MAX_AUTO_TILE,
-    CPU_TILE_BUDGET,
-    CUDA_MEMORY_SHARE,
-    MAX_AUTO_BATCH,
-    MAX_AUTO_TILE,
-)
+from soccersr.infer.torch_runner import CUDA_MEMORY_SHARE, auto_batch_size, auto_tile_side
 
 logger = logging.getLogger(__name__)
 
@@ -283,17 +277,11 @@ class OnnxRunner:
 
     def auto_tile(self, overlap: int) -> int:
         """Largest tile side whose window fits the memory budget (as ``TorchRunner``)."""
-        budget = self._cuda_budget()
-        ceiling = MAX_AUTO_TILE if budget is not None else CPU_MAX_AUTO_TILE
-        window = int(((budget if budget is not None else CPU_TILE_BUDGET) / self._bytes_per_pixel()) ** 0.5)
-        return max(32, min(ceiling, window - 2 * overlap))
+        return auto_tile_side(self._bytes_per_pixel(), self._cuda_budget(), overlap)
 
     def auto_batch(self, window: Size) -> int:
-        """1 on the CPU (batching does not speed up the CPU convs), what fits on a visible GPU."""
-        budget = self._cuda_budget()
-        if budget is None:
-            return 1
-        return max(1, min(MAX_AUTO_BATCH, int(budget // (self._bytes_per_pixel() * window.h * window.w))))
+        """1 on the CPU, what fits on a visible GPU (as ``TorchRunner``)."""
+        return auto_batch_size(self._bytes_per_pixel(), self._cuda_budget(), window)
 
 
 def load_onnx_upscaler(

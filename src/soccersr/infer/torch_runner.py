@@ -41,6 +41,25 @@ CPU_MAX_AUTO_TILE = 512
 MAX_AUTO_BATCH = 16
 
 
+def auto_tile_side(per_pixel: float, cuda_budget: float | None, overlap: int) -> int:
+    """Largest tile side whose window fits the budget: ``cuda_budget`` bytes on a GPU, or the CPU's
+    (``cuda_budget`` None). ``per_pixel``: activation bytes per input pixel. Both runners use it."""
+    if cuda_budget is not None:
+        budget, ceiling = cuda_budget, MAX_AUTO_TILE
+    else:
+        budget, ceiling = CPU_TILE_BUDGET, CPU_MAX_AUTO_TILE
+    window = int((budget / per_pixel) ** 0.5)
+    return max(32, min(ceiling, window - 2 * overlap))
+
+
+def auto_batch_size(per_pixel: float, cuda_budget: float | None, window: Size) -> int:
+    """Windows per forward pass: 1 on the CPU (batching does not speed up its convolutions and
+    multiplies memory), as many as fit ``cuda_budget`` on a GPU."""
+    if cuda_budget is None:
+        return 1
+    return max(1, min(MAX_AUTO_BATCH, int(cuda_budget // (per_pixel * window.h * window.w))))
+
+
 def _prepared(net: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
     """A private copy of ``net`` on ``device`` in ``dtype``, NHWC, eval, no grads (the model
     object is shared with the caller and other Upscalers, so it is never modified)."""
@@ -83,21 +102,17 @@ class TorchRunner:
             out = net(x)
             return out.to("cpu", torch.float32)
 
+    def _bytes_per_pixel(self) -> float:
+        return activation_bytes_per_pixel(self._model.arch, self._model.arch_kwargs, self.precision)
+
+    def _cuda_budget(self) -> float | None:
+        """Bytes one forward pass may take on the GPU; None on the CPU."""
+        return free_device_memory(self.device) * CUDA_MEMORY_SHARE if self.device.type == "cuda" else None
+
     def auto_tile(self, overlap: int) -> int:
         """Largest tile side whose window fits the memory budget of one forward pass."""
-        per_pixel = activation_bytes_per_pixel(self._model.arch, self._model.arch_kwargs, self.precision)
-        if self.device.type == "cuda":
-            budget, ceiling = free_device_memory(self.device) * CUDA_MEMORY_SHARE, MAX_AUTO_TILE
-        else:
-            budget, ceiling = CPU_TILE_BUDGET, CPU_MAX_AUTO_TILE
-        window = int((budget / per_pixel) ** 0.5)
-        return max(32, min(ceiling, window - 2 * overlap))
+        return auto_tile_side(self._bytes_per_pixel(), self._cuda_budget(), overlap)
 
     def auto_batch(self, window: Size) -> int:
-        """Windows per forward pass: 1 on the CPU (batching does not speed up oneDNN and
-        multiplies memory), as many as fit the budget on CUDA."""
-        if self.device.type != "cuda":
-            return 1
-        per_pixel = activation_bytes_per_pixel(self._model.arch, self._model.arch_kwargs, self.precision)
-        budget = free_device_memory(self.device) * CUDA_MEMORY_SHARE
-        return max(1, min(MAX_AUTO_BATCH, int(budget // (per_pixel * window.h * window.w))))
+        """Windows per forward pass (1 on the CPU)."""
+        return auto_batch_size(self._bytes_per_pixel(), self._cuda_budget(), window)
