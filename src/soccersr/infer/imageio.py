@@ -118,7 +118,7 @@ def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
     try:
         pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as error:
-        raise ImageReadError(f"{path}: corrupt {info.format.upper()} data ({_first_line(str(error))})") from None
+        raise ImageReadError(f"{path}: corrupt {info.format.upper()} data ({_last_line(str(error))})") from None
     if pixels is None:
         raise ImageReadError(f"{path}: corrupt {info.format.upper()} data (the decoder failed)")
     if pixels.dtype not in (np.uint8, np.uint16):
@@ -150,7 +150,8 @@ def _read_bytes(path: Path, max_pixels: int | None) -> bytes:
         raise ImageReadError(f"{path}: cannot read the file ({error.strerror or error})") from None
 
 
-def _first_line(text: str) -> str:
+def _last_line(text: str) -> str:
+    # OpenCV's error text ends with the reason ("... error: (-215:Assertion failed) ..."); the rest is location.
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "unknown error"
 
