@@ -37,15 +37,15 @@ _SEED_BOUND = 2**62
 _T = TypeVar("_T")
 
 
-def _move(obj: _T, device: torch.device | str) -> _T:
+def _move(obj: _T, device: torch.device | str, non_blocking: bool) -> _T:
     """Copy a (nested) params dataclass with every tensor moved to ``device``."""
     changes: dict[str, Any] = {}
     for f in fields(obj):  # type: ignore[arg-type]
         value = getattr(obj, f.name)
         if isinstance(value, Tensor):
-            changes[f.name] = value.to(device)
+            changes[f.name] = value.pin_memory().to(device, non_blocking=True) if non_blocking else value.to(device)
         elif is_dataclass(value):
-            changes[f.name] = _move(value, device)
+            changes[f.name] = _move(value, device, non_blocking)
     return replace(obj, **changes)  # type: ignore[type-var]
 
 
@@ -111,9 +111,14 @@ class DegradationParams:
     def batch_size(self) -> int:
         return int(self.sinc_kernel.shape[0])
 
-    def to(self, device: torch.device | str) -> DegradationParams:
-        """A copy with every tensor on ``device``."""
-        return _move(self, device)
+    def to(self, device: torch.device | str, *, non_blocking: bool = False) -> DegradationParams:
+        """A copy with every tensor on ``device``.
+
+        ``non_blocking`` (CPU params to a GPU): pinned copies that do not wait for the GPU's queued
+        work, so the CPU can prepare the next step while the GPU runs this one (a plain copy of
+        pageable memory waits for it).
+        """
+        return _move(self, device, non_blocking)
 
     def summary(self) -> dict[str, Any]:
         """Plain-Python description for logs (lists are per sample)."""

@@ -11,10 +11,9 @@ never waits for the GPU; the loop converts them to floats only at logging steps.
 
 from __future__ import annotations
 
-import dataclasses
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -121,22 +120,6 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContex
     return torch.autocast(device_type=device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
-def _to_device_async(obj: Any, device: torch.device) -> Any:
-    """Copy the CPU tensors of a (nested) params dataclass to ``device`` without a host sync.
-
-    A plain ``.to("cuda")`` of pageable memory waits for all queued GPU work, which would stop the
-    CPU from preparing the next step while the GPU runs this one; pinned + non_blocking does not.
-    """
-    changes: dict[str, Any] = {}
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if isinstance(value, Tensor):
-            changes[f.name] = value.pin_memory().to(device, non_blocking=True)
-        elif dataclasses.is_dataclass(value):
-            changes[f.name] = _to_device_async(value, device)
-    return dataclasses.replace(obj, **changes)
-
-
 @torch.no_grad()
 def synthesize_batch(gt: Tensor, *, opts: StepOptions, generator: torch.Generator,
                      pool: TrainingPairPool) -> TrainingPair:
@@ -151,7 +134,7 @@ def synthesize_batch(gt: Tensor, *, opts: StepOptions, generator: torch.Generato
     source = sharp if opts.gan else gt
     params = sample_params(opts.degradation, gt.shape[0], generator=generator)
     if gt.device.type == "cuda":
-        params = _to_device_async(params, gt.device)
+        params = params.to(gt.device, non_blocking=True)
     lq = degrade(source, params, opts.degradation)
     (gt,), lq = paired_random_crop((gt,), lq, opts.gt_size, opts.scale, generator=generator)
     lq, gt = pool.exchange(lq, gt)
