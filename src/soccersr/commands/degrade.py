@@ -48,10 +48,9 @@ def _find_images(root: Path) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
-    import numpy as np
     from tqdm import tqdm
 
-    from soccersr.data.files import write_png
+    from soccersr.data.files import write_rgb_png
     from soccersr.degrade import DegradationConfig, degrade_image
     from soccersr.infer.imageio import read_image
 
@@ -91,10 +90,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             hr = read_image(path).rgb
             lq = degrade_image(hr, scale=args.scale, seed=image_seed(args.seed, rel), cfg=cfg)
-            out = args.output / target
-            out.parent.mkdir(parents=True, exist_ok=True)
-            bgr = np.ascontiguousarray((lq[..., ::-1] * 255.0).round().astype(np.uint8))
-            write_png(out, bgr)
+            write_rgb_png(args.output / target, lq)  # lq holds k/255 values: the 8-bit PNG is exact
         except (ValueError, OSError, RuntimeError) as exc:
             return f"{path}: {exc}" if str(path) not in str(exc) else str(exc)
         return None

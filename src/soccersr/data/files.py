@@ -37,6 +37,13 @@ def list_images(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
 
 
+def write_rgb_png(path: Path, rgb: np.ndarray) -> None:
+    """Float RGB (H, W, 3) in [0, 1] as an 8-bit PNG, atomically; the folder is created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_png(path, np.ascontiguousarray(np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)[:, :, ::-1]))
+
+
 def encode_png(image: np.ndarray, compression_level: int = 3) -> bytes:
     """PNG bytes of an OpenCV-layout image (HxW, HxWx3 BGR or HxWx4 BGRA; uint8 or uint16)."""
     ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, int(compression_level)])

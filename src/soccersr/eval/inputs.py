@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 
 from soccersr import __version__
-from soccersr.data.files import list_images
+from soccersr.data.files import list_images, write_rgb_png
 from soccersr.eval.boxes import PixelBox, clip_box, person_boxes, read_boxes
 from soccersr.eval.report import write_text
-from soccersr.eval.sheets import write_png
 from soccersr.hashing import file_sha256
 from soccersr.infer.imageio import IMAGE_SUFFIXES
 
@@ -99,11 +98,6 @@ def find_jobs(hr_dir: Path | None, lq_dir: Path | None, boxes_dir: Path | None) 
         path = hr.get(stem) or lq[stem]
         jobs.append(ImageJob(name=path.name, hr=hr.get(stem), lq=lq.get(stem), boxes=box))
     return jobs
-
-
-def write_rgb_png(path: Path, rgb: np.ndarray) -> None:
-    """Write float RGB in [0, 1] as an 8-bit PNG (atomically)."""
-    write_png(path, np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8))
 
 
 class LqCache:

@@ -29,9 +29,10 @@ import cv2
 import numpy as np
 
 from soccersr import __version__
+from soccersr.data.files import write_rgb_png
 from soccersr.eval import report
 from soccersr.eval.boxes import BoxFileError, PixelBox, clip_box, region_scores
-from soccersr.eval.inputs import EvalError, ImageInputs, ImageJob, LqCache, find_jobs, load_inputs, write_rgb_png
+from soccersr.eval.inputs import EvalError, ImageInputs, ImageJob, LqCache, find_jobs, load_inputs
 from soccersr.eval.metrics import psnr, ssim
 from soccersr.eval.niqe import NiqeError, NiqeModel, load_niqe_model, niqe_score
 from soccersr.eval.sheets import (

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from soccersr.data.files import write_png
+from soccersr.data.files import write_rgb_png
 from soccersr.eval.metrics import psnr, ssim
 
 log = logging.getLogger(__name__)
@@ -63,9 +63,8 @@ def validate(net: torch.nn.Module, dataset: Dataset, *, device: torch.device, sc
 
 
 def _save_png(path: Path, rgb: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    bgr = np.ascontiguousarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)[:, :, ::-1])
+    path.parent.mkdir(parents=True, exist_ok=True)  # a folder that cannot be made stops the run, as before
     try:
-        write_png(path, bgr)
+        write_rgb_png(path, rgb)
     except (OSError, ValueError) as e:
         log.warning("%s: could not write the validation image (%s)", path, e)
