@@ -108,6 +108,7 @@ class LqCache:
         self.folder = folder
         self.scale = scale
         self.manifest_path = folder / "manifest.json"
+        self.degradation = _degradation_digest(scale)  # depends on the scale only: once, not per image
         self.entries: dict[str, Any] = {}
         if self.manifest_path.is_file():
             try:
@@ -127,7 +128,7 @@ class LqCache:
             "seed": seed,
             "hr_sha256": hr_sha256,
             "scale": self.scale,
-            "degradation": _degradation_digest(self.scale),
+            "degradation": self.degradation,
             "soccersr": __version__,
         }
         path = self.path(name)
