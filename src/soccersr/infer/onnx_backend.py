@@ -34,6 +34,7 @@ from soccersr.infer.devices import activation_bytes_per_pixel, free_device_memor
 from soccersr.infer.engine import DEFAULT_OVERLAP, Upscaler
 from soccersr.infer.tiling import Size
 from soccersr.infer.torch_runner import CUDA_MEMORY_SHARE, auto_batch_size, auto_tile_side
+from soccersr.weights.model import post_resize_factor
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class OnnxModelInfo:
     @property
     def post_resize(self) -> float | None:
         """Factor of the bicubic resize to apply after the graph (not in the graph), or None."""
-        return None if self.scale == self.net_scale else self.scale / self.net_scale
+        return post_resize_factor(self.scale, self.net_scale)
 
     @property
     def input_contract(self) -> str:

@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 from soccersr.atomic import atomic_write
 from soccersr.hashing import file_sha256
 from soccersr.weights.detect import WeightsError, detect_arch
-from soccersr.weights.model import GENERATORS
+from soccersr.weights.model import GENERATORS, post_resize_factor
 from soccersr.weights.ncnn import CONVERTER_VERSION, convert_ncnn
 from soccersr.weights.zoo import ModelSpec
 
@@ -112,7 +112,7 @@ def _ncnn_state_dict(spec: ModelSpec, stem: str, path: Path) -> dict[str, torch.
         except _StaleCache as why:
             raise WeightsError(f"{path}: unusable ({why}) and {NCNN_PACKAGE} is not installed to rebuild it") from None
     with _ncnn_files(stem, spec) as (param, bin_):
-        expected_post = None if spec.scale == spec.net_scale else spec.scale / spec.net_scale
+        expected_post = post_resize_factor(spec.scale, spec.net_scale)
         meta = {
             "format": _CACHE_FORMAT,
             "converter_version": str(CONVERTER_VERSION),

@@ -45,7 +45,12 @@ class SRModel:
     @property
     def post_resize(self) -> float | None:
         """Factor of the fixed bicubic resize after the network, or None."""
-        return None if self.scale == self.net_scale else self.scale / self.net_scale
+        return post_resize_factor(self.scale, self.net_scale)
+
+
+def post_resize_factor(scale: float, net_scale: int) -> float | None:
+    """The bicubic resize after an x``net_scale`` network that makes a model x``scale``, or None."""
+    return None if scale == net_scale else scale / net_scale
 
 
 def size_multiple_for(arch: str, arch_kwargs: Mapping[str, int | str]) -> int:
