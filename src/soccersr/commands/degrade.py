@@ -34,7 +34,7 @@ def image_seed(seed: int, relative: Path) -> int:
 
 
 def _find_images(root: Path) -> list[Path]:
-    from soccersr.infer.imageio import is_image_name
+    from soccersr.io.images import is_image_name
 
     return sorted(
         p.relative_to(root)
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     from soccersr.data.files import write_rgb_png
     from soccersr.degrade import DegradationConfig, degrade_image
-    from soccersr.infer.imageio import read_image
+    from soccersr.io.images import read_image
 
     prog = "soccersr degrade"
     if args.scale < 1 or args.workers < 1:

@@ -117,7 +117,7 @@ def run_fit_niqe(args: argparse.Namespace) -> int:
 
     from soccersr.data.files import list_images
     from soccersr.eval.niqe import NiqeError, fit_niqe, save_niqe_model
-    from soccersr.infer.imageio import ImageReadError, read_image
+    from soccersr.io.images import ImageReadError, read_image
 
     log = logging.getLogger("soccersr.eval")
     folder: Path = args.folder

@@ -17,7 +17,7 @@ from soccersr.commands.args import auto_or_int
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = (
-    40_000_000  # the same as soccersr.infer.imageio.DEFAULT_MAX_PIXELS (not imported: keeps --help instant)
+    40_000_000  # the same as soccersr.io.images.DEFAULT_MAX_PIXELS (not imported: keeps --help instant)
 )
 
 

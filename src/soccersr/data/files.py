@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from soccersr.atomic import atomic_write_bytes
-from soccersr.infer.imageio import is_image_name
+from soccersr.io.atomic import atomic_write_bytes
+from soccersr.io.images import is_image_name
 
 
 class ImageDecodeError(ValueError):

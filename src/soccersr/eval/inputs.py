@@ -20,8 +20,8 @@ from soccersr import __version__
 from soccersr.data.files import list_images, write_rgb_png
 from soccersr.eval.boxes import PixelBox, clip_box, person_boxes, read_boxes
 from soccersr.eval.report import write_text
-from soccersr.hashing import file_sha256
-from soccersr.infer.imageio import IMAGE_SUFFIXES
+from soccersr.io.hashing import file_sha256
+from soccersr.io.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class LqCache:
     def get(self, name: str, hr: np.ndarray, hr_sha256: str, seed: int) -> np.ndarray:
         """The LQ of ``hr`` (already mod-cropped) for ``seed``: from the cache, or synthesised and cached."""
         from soccersr import degrade
-        from soccersr.infer.imageio import ImageReadError, read_image
+        from soccersr.io.images import ImageReadError, read_image
 
         key = {
             "seed": seed,
@@ -169,7 +169,7 @@ def load_inputs(
 
     Raises ImageReadError, BoxFileError or EvalError (HR and LQ sizes that do not match).
     """
-    from soccersr.infer.imageio import read_image
+    from soccersr.io.images import read_image
 
     if job.hr is None:
         assert job.lq is not None

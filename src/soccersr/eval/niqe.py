@@ -35,7 +35,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from soccersr.atomic import atomic_write
+from soccersr.io.atomic import atomic_write
 from soccersr.eval.metrics import y_channel
 
 log = logging.getLogger(__name__)

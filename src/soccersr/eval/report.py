@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from soccersr.atomic import atomic_write_bytes
+from soccersr.io.atomic import atomic_write_bytes
 
 Scores = Mapping[str, Mapping[str, Mapping[str, float]]]
 

@@ -45,7 +45,7 @@ from soccersr.eval.sheets import (
     nearest_enlarge,
     write_png,
 )
-from soccersr.hashing import file_sha256
+from soccersr.io.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ def run_eval(cfg: EvalConfig, *, on_image: Callable[[int, int, str], None] | Non
     Unreadable images are skipped and listed in ``EvalOutcome.failed``; setup errors raise
     EvalError (or the loaders' own WeightsError / NiqeError / ImageReadError).
     """
-    from soccersr.infer.imageio import ImageReadError
+    from soccersr.io.images import ImageReadError
 
     jobs = find_jobs(cfg.hr_dir, cfg.lq_dir, cfg.boxes_dir)
     niqe_model = load_niqe_model(cfg.niqe_params) if cfg.niqe_params else None

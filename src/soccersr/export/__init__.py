@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from soccersr.atomic import atomic_write_bytes
+from soccersr.io.atomic import atomic_write_bytes
 
 __all__ = ["ExportError", "write_atomic"]
 

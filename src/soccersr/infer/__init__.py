@@ -5,7 +5,8 @@
 - ``tiling``: tile geometry (pure integer arithmetic).
 - ``torch_runner``: the PyTorch backend (CPU / CUDA, fp32 / fp16 / bf16).
 - ``devices``: device and precision choice, memory estimates for the tile size.
-- ``imageio``, ``pipeline``, ``batch``: reading/writing files and what happens around the engine.
+- ``pipeline``, ``batch``: what happens around the engine for one photo and for many files
+  (reading and writing the files themselves is ``soccersr.io``).
 
-Nothing is imported here, so ``import soccersr.infer.imageio`` does not pull in the engine.
+Nothing is imported here, so ``import soccersr.infer.pipeline`` does not pull in the engine.
 """

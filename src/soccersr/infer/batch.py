@@ -25,7 +25,7 @@ from typing import Literal
 import cv2
 from tqdm import tqdm
 
-from soccersr.infer.imageio import (
+from soccersr.io.images import (
     DEFAULT_MAX_PIXELS,
     EXTENSIONS,
     SUFFIX_FORMATS,

@@ -5,7 +5,7 @@ Input contract (the one place it is written down)::
     images: float32 RGB in [0, 1], shape (B, 3, H, W), on the CPU
     ->      float32 RGB clamped to [0, 1], shape (B, 3, round(H*scale), round(W*scale)), on the CPU
 
-uint8/uint16, BGR, alpha and gray are the IO layer's business (``soccersr.infer.imageio`` and
+uint8/uint16, BGR, alpha and gray are the IO layer's business (``soccersr.io.images`` and
 ``pipeline``); an output scale other than the model's ("--outscale") too.
 
 What happens to a batch:

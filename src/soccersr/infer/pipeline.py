@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from soccersr.infer.imageio import DecodedImage
+from soccersr.io.images import DecodedImage
 
 AlphaMode = Literal["model", "resize"]
 ALPHA_MODES: tuple[AlphaMode, ...] = ("model", "resize")

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from soccersr.atomic import atomic_write
+from soccersr.io.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

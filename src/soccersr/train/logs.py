@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from soccersr.atomic import atomic_write_bytes
+from soccersr.io.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

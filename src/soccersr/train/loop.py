@@ -19,7 +19,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from soccersr.atomic import atomic_write_bytes
+from soccersr.io.atomic import atomic_write_bytes
 from soccersr.degrade import TrainingPairPool
 from soccersr.train import checkpoint as ckpt
 from soccersr.train.build import (

@@ -32,8 +32,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from soccersr.atomic import atomic_write
-from soccersr.hashing import file_sha256
+from soccersr.io.atomic import atomic_write
+from soccersr.io.hashing import file_sha256
 from soccersr.weights.detect import WeightsError, detect_arch
 from soccersr.weights.model import GENERATORS, post_resize_factor
 from soccersr.weights.ncnn import CONVERTER_VERSION, convert_ncnn

@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from soccersr.atomic import atomic_write_bytes
-from soccersr.infer import metadata
-from soccersr.infer.metadata import ContainerError
+from soccersr.io.atomic import atomic_write_bytes
+from soccersr.io import metadata
+from soccersr.io.metadata import ContainerError
 
 DEFAULT_MAX_PIXELS = 40_000_000
 """Largest input accepted by default (40 megapixels: above any common camera photo; its x4
