@@ -1,4 +1,4 @@
-"""soccersr.atomic: the one atomic-write helper every writer uses."""
+"""soccersr.io.atomic: the one atomic-write helper every writer uses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from soccersr.atomic import atomic_write, atomic_write_bytes
+from soccersr.io.atomic import atomic_write, atomic_write_bytes
 
 
 def test_writes_replace_and_use_normal_permissions(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from soccersr.infer.engine import MIN_TILE, Upscaler
+from soccersr.infer.engine import MIN_TILE, TileEngine, Upscaler
 from soccersr.infer.tiling import Size, plan_tiles
 from soccersr.weights.model import SRModel, build_network, size_multiple_for
 
@@ -148,7 +148,7 @@ def test_out_of_memory_splits_and_remembers(monkeypatch: pytest.MonkeyPatch) -> 
     images = _image(1, 3, 90, 130)
     expected = Upscaler(model, device="cpu", tile=0).upscale(images)
     upscaler = Upscaler(model, device="cpu", tile=128, tile_overlap=6)
-    runner = upscaler._runner
+    runner = upscaler.runner
     real_run = runner.run
     seen: list[tuple[int, int]] = []
 
@@ -178,7 +178,7 @@ def test_out_of_memory_keeps_finished_tiles(monkeypatch: pytest.MonkeyPatch) -> 
     images = _image(1, 3, 64, 128)
     expected = Upscaler(model, device="cpu", tile=0).upscale(images)
     upscaler = Upscaler(model, device="cpu", tile=64, tile_overlap=8)
-    runner = upscaler._runner
+    runner = upscaler.runner
     real_run = runner.run
     windows_run: list[int] = []
 
@@ -205,7 +205,7 @@ def test_out_of_memory_halves_batch_first_and_gives_up_at_the_floor(monkeypatch:
         sizes.append((len(windows), windows.shape[-2], windows.shape[-1]))
         raise torch.OutOfMemoryError("simulated")
 
-    monkeypatch.setattr(upscaler._runner, "run", always_oom)
+    monkeypatch.setattr(upscaler.runner, "run", always_oom)
     with pytest.raises(torch.OutOfMemoryError):
         upscaler.upscale(_image(1, 3, 128, 128))
     batches = [n for n, _, _ in sizes]
@@ -241,6 +241,7 @@ class _NanOnceRunner:
 
 @dataclass(frozen=True)
 class _Facts:
+    name: str = "facts"
     net_scale: int = 2
     scale: float = 2
     size_multiple: int = 1
@@ -249,7 +250,7 @@ class _Facts:
 
 def test_non_finite_tiles_are_redone_in_fp32() -> None:
     runner = _NanOnceRunner()
-    upscaler = Upscaler.from_runner(runner, _Facts(), tile=8, tile_overlap=2)
+    upscaler = TileEngine(runner, _Facts(), tile=8, tile_overlap=2)
     images = _image(1, 3, 24, 24)
     out = upscaler.upscale(images)
     assert torch.isfinite(out).all()
@@ -319,7 +320,7 @@ def test_auto_settings_on_cpu() -> None:
     upscaler = Upscaler(model, device="auto" if not torch.cuda.is_available() else "cpu")
     assert upscaler.device == torch.device("cpu")
     assert 32 <= upscaler.tile <= 512
-    assert upscaler._runner.precision == "fp32"
+    assert upscaler.runner.precision == "fp32"
 
 
 def test_model_is_not_modified() -> None:
@@ -392,7 +393,7 @@ class _CountingRunner:
 
 def test_auto_tile_leaves_images_that_fit_untiled() -> None:
     runner = _CountingRunner()
-    upscaler = Upscaler.from_runner(runner, _Facts(), tile_overlap=4)  # auto: windows of 24x24 = 576 px
+    upscaler = TileEngine(runner, _Facts(), tile_overlap=4)  # auto: windows of 24x24 = 576 px
     small = _image(1, 3, 20, 28)  # 560 px: one pass, although 28 > 24
     assert torch.equal(upscaler.upscale(small), F.interpolate(small, scale_factor=2, mode="nearest"))
     assert runner.windows == [(20, 28)]

@@ -16,7 +16,7 @@ from soccersr.archs import SRVGGNetCompact
 from soccersr.cli import main
 from soccersr.eval.inputs import image_seed
 from soccersr.eval.metrics import psnr, ssim
-from soccersr.hashing import file_sha256
+from soccersr.io.hashing import file_sha256
 
 SEED = 3
 NAMES = ("01_players.png", "04_lines.png")

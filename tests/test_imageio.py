@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from soccersr.infer import imageio, metadata
-from soccersr.infer.imageio import DecodedImage, ImageReadError, ImageWriteError, read_image, to_integer, write_image
+from soccersr.io import images as imageio
+from soccersr.io import metadata
+from soccersr.io.images import DecodedImage, ImageReadError, ImageWriteError, read_image, to_integer, write_image
 
 RNG_SEED = 1234
 
@@ -22,7 +23,7 @@ def _rng() -> np.random.Generator:
     return np.random.default_rng(RNG_SEED)
 
 
-# --- hand-made containers (independent of soccersr.infer.metadata) --------------------------
+# --- hand-made containers (independent of soccersr.io.metadata) --------------------------
 
 
 def make_exif(orientation: int, *, big_endian: bool = False, pixel_size: tuple[int, int] | None = None) -> bytes:

@@ -14,7 +14,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
 
 from soccersr.export.onnx import export_onnx
 from soccersr.infer.batch import BatchOptions, discover, run_batch
-from soccersr.infer.engine import Upscaler
+from soccersr.infer.engine import TileEngine, Upscaler
 from soccersr.infer.onnx_backend import (
     OnnxModelError,
     OnnxModelInfo,
@@ -167,7 +167,7 @@ def test_out_of_memory_from_onnxruntime_makes_the_engine_split(rrdb_x4: tuple[SR
 
     runner._session = TightMemory()
     x = real_crop(tiny_dir, 40, 40, 2)
-    got = Upscaler.from_runner(runner, runner.info, tile=16, tile_overlap=4, batch_size=4).upscale(x)
+    got = TileEngine(runner, runner.info, tile=16, tile_overlap=4, batch_size=4).upscale(x)
     want = load_onnx_upscaler(path, device="cpu", tile=16, tile_overlap=4, batch_size=1).upscale(x)
     assert seen[:3] == [4, 2, 1]  # halved twice, then it fits
     assert torch.equal(got, want)

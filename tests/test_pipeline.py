@@ -16,8 +16,8 @@ import torch
 
 from soccersr.archs import SRVGGNetCompact
 from soccersr.infer.engine import Upscaler
-from soccersr.infer.imageio import DecodedImage, read_image, to_integer, write_image
 from soccersr.infer.pipeline import output_size, resize, upscale_image
+from soccersr.io.images import DecodedImage, read_image, to_integer, write_image
 from soccersr.weights import SRModel
 
 

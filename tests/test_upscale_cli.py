@@ -19,8 +19,8 @@ from safetensors.torch import save_file
 
 from soccersr.archs import SRVGGNetCompact
 from soccersr.cli import main
-from soccersr.infer import imageio
 from soccersr.infer.batch import BatchOptions, Job, discover, output_path, run_batch
+from soccersr.io import images as imageio
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load, save
 
-from soccersr.atomic import atomic_write_bytes
+from soccersr.io.atomic import atomic_write_bytes
 from soccersr.weights import WeightsError, load_state_dict_file
 from soccersr.weights.detect import detect_arch
 from soccersr.weights.load import MissingParamKey, build_and_load

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from soccersr.commands.args import auto_or_int
+from soccersr.options import ENGINES, PRECISIONS
 
 
 def _crop(text: str) -> tuple[int, int, int, int]:
@@ -49,8 +50,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--report", "-o", type=Path, default=Path("eval-report"), metavar="OUT",
                         help="report folder (default ./eval-report)")
     parser.add_argument("--niqe-params", type=Path, metavar="FILE", help="NIQE params (.npz from fit-niqe); none: no NIQE")
+    parser.add_argument("--engine", default="auto", choices=ENGINES, help="inference backend, as for upscale (default auto)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="inference precision (default auto: fp16 on CUDA, fp32 on the CPU)")
     parser.add_argument("--tile", type=auto_or_int(0), default="auto", help="tile size in input pixels, 0 for none, or auto")
     parser.add_argument("--crops", type=_crop, nargs="+", default=[], metavar="X,Y,W,H",
@@ -86,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             boxes_dir=args.boxes,
             niqe_params=args.niqe_params,
+            engine=args.engine,
             device=args.device,
             precision=args.precision,
             tile=args.tile,

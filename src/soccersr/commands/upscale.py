@@ -13,12 +13,18 @@ import sys
 from pathlib import Path
 
 from soccersr.commands.args import auto_or_int
+from soccersr.options import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_TILE_OVERLAP,
+    ENGINES,
+    OUTPUT_FORMATS,
+    PRECISIONS,
+    EngineOptions,
+    normalize_format,
+)
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_PIXELS = (
-    40_000_000  # the same as soccersr.io.images.DEFAULT_MAX_PIXELS (not imported: keeps --help instant)
-)
 
 
 def _int_in(low: int, high: int):
@@ -82,7 +88,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--format",
         default="auto",
-        choices=("auto", "png", "jpg", "webp"),
+        type=normalize_format,
+        choices=OUTPUT_FORMATS,
         help="output format; auto keeps the input's (images with alpha become PNG unless webp)",
     )
     parser.add_argument("--quality", type=_int_in(1, 100), default=95, help="JPEG/WebP quality 1..100 (default 95)")
@@ -105,14 +112,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--engine",
         default="auto",
-        choices=("auto", "torch", "onnxruntime"),
-        help="auto (default): onnxruntime for a .onnx --model (from `soccersr export`), else torch",
+        choices=ENGINES,
+        help="inference backend; auto (default): onnxruntime for a .onnx --model (from `soccersr export`), else torch",
     )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument(
         "--precision",
         default="auto",
-        choices=("auto", "fp32", "fp16", "bf16"),
+        choices=PRECISIONS,
         help="compute precision (default auto: fp16 on CUDA, fp32 on CPU)",
     )
     parser.add_argument(
@@ -147,9 +154,9 @@ def _error(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from soccersr.infer.backends import open_upscaler
     from soccersr.infer.batch import BatchInterrupted, BatchOptions, discover, run_batch
-    from soccersr.infer.engine import Upscaler
-    from soccersr.weights import WeightsError, load_model
+    from soccersr.weights import WeightsError
     from soccersr.weights.zoo import DEFAULT_MODEL
 
     output_dir: Path = args.output
@@ -162,40 +169,28 @@ def run(args: argparse.Namespace) -> int:
         print("nothing to upscale")
         return 1
 
-    engine_options = {
-        "device": args.device,
-        "precision": args.precision,
-        "tile": args.tile,
-        "batch_size": args.batch_size,
-    }
-    if args.tile_overlap is not None:
-        engine_options["tile_overlap"] = args.tile_overlap
     model_arg = args.model or DEFAULT_MODEL
-    engine = args.engine
-    if engine == "auto":
-        engine = "onnxruntime" if model_arg.lower().endswith(".onnx") else "torch"
     try:
-        if engine == "onnxruntime":
-            from soccersr.infer.onnx_backend import load_onnx_upscaler
-
-            model_name = Path(model_arg).name
-            upscaler = load_onnx_upscaler(model_arg, **engine_options)
-        else:
-            model = load_model(model_arg)
-            model_name = model.name
-            upscaler = Upscaler(model, **engine_options)
+        engine_options = EngineOptions(
+            engine=args.engine,
+            device=args.device,
+            precision=args.precision,
+            tile=args.tile,
+            tile_overlap=DEFAULT_TILE_OVERLAP if args.tile_overlap is None else args.tile_overlap,
+            batch_size=args.batch_size,
+        )
+        upscaler = open_upscaler(model_arg, engine_options)
     except WeightsError as error:
         return _error(str(error))
     except (ValueError, RuntimeError) as error:  # OnnxModelError is a ValueError
         return _error(str(error).strip().splitlines()[0])
-
     scale = args.outscale or upscaler.scale
     suffix = f"x{scale:g}" if args.suffix is None else args.suffix
     try:
         options = BatchOptions(
             output_dir=output_dir,
             suffix=suffix,
-            format="jpeg" if args.format == "jpg" else args.format,
+            format=args.format,
             quality=args.quality,
             outscale=args.outscale,
             alpha=args.alpha,
@@ -212,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
         "%d input file%s, model %s (x%g) on %s",
         len(jobs),
         "s" if len(jobs) != 1 else "",
-        model_name,
+        upscaler.name,
         upscaler.scale,
         upscaler.device,
     )

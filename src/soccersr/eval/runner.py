@@ -73,6 +73,8 @@ class EvalConfig:
     """YOLO box files (same stem as the images) for the player metrics and the sheet crops."""
     niqe_params: Path | None = None
     """A NIQE params file (``soccersr eval fit-niqe``); without it there is no NIQE column."""
+    engine: str = "auto"
+    """Inference backend as for ``soccersr upscale``."""
     device: str = "auto"
     precision: str = "auto"
     """Inference precision as for ``soccersr upscale`` ("auto": fp16 on CUDA, fp32 on the CPU)."""
@@ -146,7 +148,7 @@ def _load_contenders(cfg: EvalConfig) -> tuple[list[_Contender], int]:
     contenders = []
     for spec, label in zip(cfg.models, model_labels(cfg.models)):
         model = load_model(spec)
-        upscaler = Upscaler(model, device=cfg.device, precision=cfg.precision, tile=cfg.tile)
+        upscaler = Upscaler(model, engine=cfg.engine, device=cfg.device, precision=cfg.precision, tile=cfg.tile)
         info: dict[str, Any] = {
             "label": label,
             "spec": spec,

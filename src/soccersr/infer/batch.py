@@ -25,8 +25,8 @@ from typing import Literal
 import cv2
 from tqdm import tqdm
 
+from soccersr.infer.pipeline import ALPHA_MODES, AlphaMode, SupportsUpscale, upscale_image
 from soccersr.io.images import (
-    DEFAULT_MAX_PIXELS,
     EXTENSIONS,
     SUFFIX_FORMATS,
     ImageReadError,
@@ -35,13 +35,11 @@ from soccersr.io.images import (
     read_image,
     write_image,
 )
-from soccersr.infer.pipeline import ALPHA_MODES, AlphaMode, SupportsUpscale, upscale_image
+from soccersr.options import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
 
 logger = logging.getLogger(__name__)
 
 OutputFormat = Literal["auto", "png", "jpeg", "webp", "tiff"]
-OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("auto", "png", "jpeg", "webp", "tiff")
-"""Values of ``--format``: auto keeps the input's format."""
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ from typing import Literal, Mapping
 
 import torch
 
+from soccersr.infer.tiling import Size
+from soccersr.options import PRECISIONS
 from soccersr.weights.model import size_multiple_for
 
 Precision = Literal["fp32", "fp16", "bf16"]
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 DTYPES: Mapping[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -89,3 +90,44 @@ def free_device_memory(device: torch.device) -> int:
     free, _total = torch.cuda.mem_get_info(device)
     reserved = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     return int(free + reserved)
+
+
+# CPU: activation memory one tile may take. Keeps a 1920x1080 x4plus upscale within 4 GiB
+# in total (the rest: PyTorch itself, two copies of the weights, the input and the 400 MB
+# x4 output); large tiles waste less work on overlap margins.
+CPU_TILE_BUDGET = 3 << 29  # 1.5 GiB
+# CUDA: share of the free memory one batch of tiles may take (cuDNN workspaces and allocator
+# slack need the rest).
+CUDA_MEMORY_SHARE = 0.5
+# Largest tile side the auto setting picks. Beyond this, larger tiles stop paying for
+# themselves (the overlap is already a small share) and one tile's result gets large.
+MAX_AUTO_TILE = 1024
+CPU_MAX_AUTO_TILE = 512
+MAX_AUTO_BATCH = 16
+
+
+def memory_budget(device: torch.device) -> float | None:
+    """Bytes one forward pass may take on a CUDA device that PyTorch sees; None on the CPU (whose
+    fixed budget ``auto_tile_side`` applies)."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    return free_device_memory(device) * CUDA_MEMORY_SHARE
+
+
+def auto_tile_side(per_pixel: float, cuda_budget: float | None, overlap: int) -> int:
+    """Largest tile side whose window fits the budget: ``cuda_budget`` bytes on a GPU, or the CPU's
+    (``cuda_budget`` None). ``per_pixel``: activation bytes per input pixel. Every runner uses it."""
+    if cuda_budget is not None:
+        budget, ceiling = cuda_budget, MAX_AUTO_TILE
+    else:
+        budget, ceiling = CPU_TILE_BUDGET, CPU_MAX_AUTO_TILE
+    window = int((budget / per_pixel) ** 0.5)
+    return max(32, min(ceiling, window - 2 * overlap))
+
+
+def auto_batch_size(per_pixel: float, cuda_budget: float | None, window: Size) -> int:
+    """Windows per forward pass: 1 on the CPU (batching does not speed up its convolutions and
+    multiplies memory), as many as fit ``cuda_budget`` on a GPU."""
+    if cuda_budget is None:
+        return 1
+    return max(1, min(MAX_AUTO_BATCH, int(cuda_budget // (per_pixel * window.h * window.w))))

@@ -26,9 +26,9 @@ tile size (down to ``MIN_TILE``), keeps the tiles already done and goes on; the 
 remembered for later calls. A tile whose reduced-precision (fp16/bf16) output is not finite is
 redone in fp32.
 
-Backends plug in through ``TileRunner``: ``Upscaler(model)`` uses the PyTorch one
-(``torch_runner.TorchRunner``); ``Upscaler.from_runner`` takes any other (e.g. ONNX Runtime)
-and gives it the same tiling, OOM handling, progress and post-resize.
+Backends plug in through ``TileRunner`` (``infer.backends`` makes them): ``TileEngine(runner,
+facts)`` gives any of them the same tiling, OOM handling, progress and post-resize, and
+``Upscaler(model, engine=..., device=..., precision=...)`` picks the backend for a model.
 """
 
 from __future__ import annotations
@@ -42,15 +42,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from soccersr.infer.devices import resolve_device, resolve_precision
 from soccersr.infer.tiling import Size, Tile, plan_tiles
+from soccersr.options import DEFAULT_TILE_OVERLAP
 from soccersr.weights.model import SRModel
 
 logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
 
-DEFAULT_OVERLAP = 32
+DEFAULT_OVERLAP = DEFAULT_TILE_OVERLAP
 """Context margin around each tile core, in input pixels. The compact models (receptive field
 18 px) are exact from 24 on. x4plus (receptive field ~350 px) converges slowly: on a real
 200x150 soccer crop cut into 64 px tiles, the mean/max error against untiled inference is
@@ -63,6 +63,9 @@ MIN_TILE = 32
 class ModelFacts(Protocol):
     """What the engine needs to know about a model besides how to run it
     (``SRModel`` and ``onnx_backend.OnnxModelInfo`` both fit)."""
+
+    @property
+    def name(self) -> str: ...
 
     @property
     def net_scale(self) -> int: ...
@@ -111,59 +114,30 @@ class _Work:
     tile: Tile
 
 
-class Upscaler:
-    """Upscales batches of images with one model. Thread-safe and re-entrant.
+class TileEngine:
+    """Upscales batches of images with one ``TileRunner``. Thread-safe and re-entrant.
+
+    Build one with ``Upscaler(model, ...)`` (picks the backend) or ``infer.backends.open_upscaler``
+    (also takes an .onnx file); this constructor takes a runner that is already made.
 
     Args:
-        model: the model (``soccersr.weights.load_model``); it is copied, never modified.
-        device: "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N".
-        precision: "auto" (fp16 on CUDA, fp32 on the CPU), "fp32", "fp16" (CUDA only) or "bf16".
+        runner: runs the network on batches of tiles (PyTorch, OpenVINO, ONNX Runtime).
+        facts: the model's scales and size multiple (an ``SRModel`` or ``OnnxModelInfo``).
         tile: largest tile side in input pixels; 0 for no tiling (the whole image in one pass;
-            if that runs out of memory it is tiled anyway); "auto": from the device's memory,
-            and images that fit that memory in one pass are not tiled.
+            if that runs out of memory it is tiled anyway); "auto": from the runner's memory
+            budget, and images that fit that budget in one pass are not tiled.
         tile_overlap: context margin around each tile, in input pixels.
-        batch_size: tiles per forward pass, or "auto" (1 on the CPU, what fits on CUDA).
+        batch_size: tiles per forward pass, or "auto" (the runner decides).
     """
 
     def __init__(
         self,
-        model: SRModel,
-        *,
-        device: str | torch.device = "auto",
-        precision: str = "auto",
-        tile: int | str = "auto",
-        tile_overlap: int = DEFAULT_OVERLAP,
-        batch_size: int | str = "auto",
-    ) -> None:
-        from soccersr.infer.torch_runner import TorchRunner
-
-        resolved = resolve_device(device)
-        runner = TorchRunner(model, device=resolved, precision=resolve_precision(precision, resolved))
-        self._setup(runner, model, tile=tile, tile_overlap=tile_overlap, batch_size=batch_size)
-
-    @classmethod
-    def from_runner(
-        cls,
         runner: TileRunner,
         facts: ModelFacts,
         *,
         tile: int | str = "auto",
         tile_overlap: int = DEFAULT_OVERLAP,
         batch_size: int | str = "auto",
-    ) -> Upscaler:
-        """An Upscaler over another backend (same tiling, OOM handling, progress, post-resize)."""
-        upscaler = cls.__new__(cls)
-        upscaler._setup(runner, facts, tile=tile, tile_overlap=tile_overlap, batch_size=batch_size)
-        return upscaler
-
-    def _setup(
-        self,
-        runner: TileRunner,
-        facts: ModelFacts,
-        *,
-        tile: int | str,
-        tile_overlap: int,
-        batch_size: int | str,
     ) -> None:
         if not (tile == "auto" or (isinstance(tile, int) and tile >= 0)):
             raise ValueError(f"tile must be 'auto' or an integer >= 0, got {tile!r}")
@@ -173,7 +147,8 @@ class Upscaler:
             raise ValueError(f"batch_size must be 'auto' or an integer >= 1, got {batch_size!r}")
         if facts.net_scale < 1 or facts.size_multiple < 1:
             raise ValueError(f"bad model facts: net_scale={facts.net_scale}, size_multiple={facts.size_multiple}")
-        self._runner = runner
+        self.runner = runner
+        self.name = facts.name
         self._net_scale = int(facts.net_scale)
         self._scale = facts.scale
         self._multiple = int(facts.size_multiple)
@@ -195,7 +170,7 @@ class Upscaler:
 
     @property
     def device(self) -> torch.device:
-        return self._runner.device
+        return self.runner.device
 
     @property
     def tile(self) -> int:
@@ -259,7 +234,7 @@ class Upscaler:
         batch = cap if cap is not None else 1
         if self._batch_auto:
             window = plan_tiles(size, tile, self.tile_overlap, self._multiple)[0].window.size
-            auto = self._runner.auto_batch(window)
+            auto = self.runner.auto_batch(window)
             batch = auto if cap is None else min(auto, cap)
         return tile, max(1, batch)
 
@@ -281,16 +256,16 @@ class Upscaler:
 
     def _run_chunk(self, padded: Tensor, out: Tensor, chunk: Sequence[_Work]) -> None:
         windows = torch.stack([padded[(item.image, slice(None), *item.tile.window.slices())] for item in chunk])
-        result = self._runner.run(windows)
+        result = self.runner.run(windows)
         s = self._net_scale
         expected = (len(chunk), 3, windows.shape[-2] * s, windows.shape[-1] * s)
         if tuple(result.shape) != expected:
             raise RuntimeError(f"tile runner returned shape {tuple(result.shape)}, expected {expected}")
-        if self._runner.reduced_precision:
+        if self.runner.reduced_precision:
             bad = ~torch.isfinite(result).flatten(1).all(dim=1)
             if bool(bad.any()):
                 logger.warning("%d tile(s) overflowed in reduced precision; redone in fp32", int(bad.sum()))
-                result[bad] = self._runner.run_fp32(windows[bad])
+                result[bad] = self.runner.run_fp32(windows[bad])
         for k, item in enumerate(chunk):
             core = item.tile.core
             inside = core.relative_to(item.tile.window).scaled(s)
@@ -319,3 +294,31 @@ def _pad_to_multiple(images: Tensor, multiple: int) -> Tensor:
         return images
     mode = "reflect" if pad_h < height and pad_w < width else "replicate"
     return F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
+
+
+class Upscaler(TileEngine):
+    """The engine over an ``SRModel``, with the backend chosen for the device (the public API).
+
+    Args:
+        model: the model (``soccersr.weights.load_model``); it is copied, never modified.
+        engine: "auto" (see ``infer.backends.resolve_engine``), "torch", "openvino" or "onnxruntime".
+        device: "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N".
+        precision: "auto" (see ``infer.devices.resolve_precision``), "fp32", "fp16" (CUDA only) or "bf16".
+        tile, tile_overlap, batch_size: as ``TileEngine``.
+    """
+
+    def __init__(
+        self,
+        model: SRModel,
+        *,
+        engine: str = "auto",
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        tile: int | str = "auto",
+        tile_overlap: int = DEFAULT_OVERLAP,
+        batch_size: int | str = "auto",
+    ) -> None:
+        from soccersr.infer.backends import create_runner
+
+        runner = create_runner(model, engine=engine, device=device, precision=precision)
+        super().__init__(runner, model, tile=tile, tile_overlap=tile_overlap, batch_size=batch_size)

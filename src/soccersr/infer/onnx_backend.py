@@ -1,6 +1,6 @@
 """Run an exported ``.onnx`` model with ONNX Runtime, through the same engine as PyTorch.
 
-    upscaler = load_onnx_upscaler("x4plus.onnx", device="cpu")   # an engine.Upscaler
+    upscaler = load_onnx_upscaler("x4plus.onnx", device="cpu")   # an engine.TileEngine
     out = upscaler.upscale(images)                                # same contract, tiling, progress
 
 ``OnnxRunner`` is the engine's ``TileRunner`` over an ONNX Runtime session, so tiling,
@@ -30,10 +30,9 @@ from typing import Mapping
 import torch
 from torch import Tensor
 
-from soccersr.infer.devices import activation_bytes_per_pixel, free_device_memory
-from soccersr.infer.engine import DEFAULT_OVERLAP, Upscaler
+from soccersr.infer.devices import activation_bytes_per_pixel, auto_batch_size, auto_tile_side, memory_budget
+from soccersr.infer.engine import DEFAULT_OVERLAP, TileEngine
 from soccersr.infer.tiling import Size
-from soccersr.infer.torch_runner import CUDA_MEMORY_SHARE, auto_batch_size, auto_tile_side
 from soccersr.weights.model import post_resize_factor
 
 logger = logging.getLogger(__name__)
@@ -270,19 +269,13 @@ class OnnxRunner:
         precision = "fp16" if self.reduced_precision and self.device.type == "cuda" else "fp32"
         return activation_bytes_per_pixel(self.info.arch, self.info.arch_kwargs, precision)
 
-    def _cuda_budget(self) -> float | None:
-        """Bytes one batch may take on the GPU, or None when PyTorch cannot see the GPU."""
-        if self.device.type != "cuda" or not torch.cuda.is_available():
-            return None
-        return free_device_memory(self.device) * CUDA_MEMORY_SHARE
-
     def auto_tile(self, overlap: int) -> int:
         """Largest tile side whose window fits the memory budget (as ``TorchRunner``)."""
-        return auto_tile_side(self._bytes_per_pixel(), self._cuda_budget(), overlap)
+        return auto_tile_side(self._bytes_per_pixel(), memory_budget(self.device), overlap)
 
     def auto_batch(self, window: Size) -> int:
         """1 on the CPU, what fits on a visible GPU (as ``TorchRunner``)."""
-        return auto_batch_size(self._bytes_per_pixel(), self._cuda_budget(), window)
+        return auto_batch_size(self._bytes_per_pixel(), memory_budget(self.device), window)
 
 
 def load_onnx_upscaler(
@@ -294,8 +287,8 @@ def load_onnx_upscaler(
     tile_overlap: int = DEFAULT_OVERLAP,
     batch_size: int | str = "auto",
     threads: int | None = None,
-) -> Upscaler:
-    """An ``engine.Upscaler`` that runs an exported .onnx file with ONNX Runtime.
+) -> TileEngine:
+    """An ``engine.TileEngine`` that runs an exported .onnx file with ONNX Runtime.
 
     Same arguments and behaviour as ``Upscaler(model, ...)``, except: ``precision`` is fixed by
     the file ('auto', or the file's own 'fp32'/'fp16'; anything else is an error), and
@@ -315,4 +308,4 @@ def load_onnx_upscaler(
     logger.info(
         "ONNX Runtime: %s on %s (%s, x%g)", Path(path).name, runner.device, runner.info.precision, runner.info.scale
     )
-    return Upscaler.from_runner(runner, runner.info, tile=tile, tile_overlap=tile_overlap, batch_size=batch_size)
+    return TileEngine(runner, runner.info, tile=tile, tile_overlap=tile_overlap, batch_size=batch_size)

@@ -23,41 +23,16 @@ import threading
 import torch
 from torch import Tensor, nn
 
-from soccersr.infer.devices import DTYPES, Precision, activation_bytes_per_pixel, free_device_memory
+from soccersr.infer.devices import (
+    DTYPES,
+    Precision,
+    activation_bytes_per_pixel,
+    auto_batch_size,
+    auto_tile_side,
+    memory_budget,
+)
 from soccersr.infer.tiling import Size
 from soccersr.weights.model import SRModel
-
-# CPU: activation memory one tile may take. Keeps a 1920x1080 x4plus upscale within 4 GiB
-# in total (the rest: PyTorch itself, two copies of the weights, the input and the 400 MB
-# x4 output); large tiles waste less work on overlap margins.
-CPU_TILE_BUDGET = 3 << 29  # 1.5 GiB
-# CUDA: share of the free memory one batch of tiles may take (cuDNN workspaces and allocator
-# slack need the rest).
-CUDA_MEMORY_SHARE = 0.5
-# Largest tile side the auto setting picks. Beyond this, larger tiles stop paying for
-# themselves (the overlap is already a small share) and one tile's result gets large.
-MAX_AUTO_TILE = 1024
-CPU_MAX_AUTO_TILE = 512
-MAX_AUTO_BATCH = 16
-
-
-def auto_tile_side(per_pixel: float, cuda_budget: float | None, overlap: int) -> int:
-    """Largest tile side whose window fits the budget: ``cuda_budget`` bytes on a GPU, or the CPU's
-    (``cuda_budget`` None). ``per_pixel``: activation bytes per input pixel. Both runners use it."""
-    if cuda_budget is not None:
-        budget, ceiling = cuda_budget, MAX_AUTO_TILE
-    else:
-        budget, ceiling = CPU_TILE_BUDGET, CPU_MAX_AUTO_TILE
-    window = int((budget / per_pixel) ** 0.5)
-    return max(32, min(ceiling, window - 2 * overlap))
-
-
-def auto_batch_size(per_pixel: float, cuda_budget: float | None, window: Size) -> int:
-    """Windows per forward pass: 1 on the CPU (batching does not speed up its convolutions and
-    multiplies memory), as many as fit ``cuda_budget`` on a GPU."""
-    if cuda_budget is None:
-        return 1
-    return max(1, min(MAX_AUTO_BATCH, int(cuda_budget // (per_pixel * window.h * window.w))))
 
 
 def _prepared(net: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
@@ -105,14 +80,10 @@ class TorchRunner:
     def _bytes_per_pixel(self) -> float:
         return activation_bytes_per_pixel(self._model.arch, self._model.arch_kwargs, self.precision)
 
-    def _cuda_budget(self) -> float | None:
-        """Bytes one forward pass may take on the GPU; None on the CPU."""
-        return free_device_memory(self.device) * CUDA_MEMORY_SHARE if self.device.type == "cuda" else None
-
     def auto_tile(self, overlap: int) -> int:
         """Largest tile side whose window fits the memory budget of one forward pass."""
-        return auto_tile_side(self._bytes_per_pixel(), self._cuda_budget(), overlap)
+        return auto_tile_side(self._bytes_per_pixel(), memory_budget(self.device), overlap)
 
     def auto_batch(self, window: Size) -> int:
         """Windows per forward pass (1 on the CPU)."""
-        return auto_batch_size(self._bytes_per_pixel(), self._cuda_budget(), window)
+        return auto_batch_size(self._bytes_per_pixel(), memory_budget(self.device), window)

@@ -15,13 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from soccersr.io.atomic import atomic_write_bytes
 from soccersr.io import metadata
+from soccersr.io.atomic import atomic_write_bytes
 from soccersr.io.metadata import ContainerError
-
-DEFAULT_MAX_PIXELS = 40_000_000
-"""Largest input accepted by default (40 megapixels: above any common camera photo; its x4
-output is already 640 megapixels)."""
+from soccersr.options import DEFAULT_MAX_PIXELS
 
 WRITE_FORMATS = ("png", "jpeg", "webp", "tiff")
 EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "tiff": ".tif", "bmp": ".bmp"}

@@ -19,8 +19,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from soccersr.io.atomic import atomic_write_bytes
 from soccersr.degrade import TrainingPairPool
+from soccersr.io.atomic import atomic_write_bytes
 from soccersr.train import checkpoint as ckpt
 from soccersr.train.build import (
     build_discriminator,
