@@ -41,7 +41,7 @@ def test_realesrnet_l1_goes_down_and_lr_steps_at_the_milestone(tmp_path: Path, t
     state = torch.load(exp / "training_states" / "20.state", weights_only=True)
     assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(0.0015)  # what iteration 21 would use
     assert load_config(exp / "config.yml").train.optim_g.lr == 0.003  # the resolved config, overrides included
-    assert set(torch.load(exp / "models" / "net_g_20.pth", weights_only=True)) == {"params", "params_ema"}
+    assert set(torch.load(exp / "models" / "net_g_20.pth", weights_only=True)) == {"params_ema"}  # the lean default
 
 
 def _val_set(tmp_path: Path, tiny_dir: Path) -> tuple[Path, Path]:
@@ -79,7 +79,7 @@ def test_realesrgan_resume_is_bit_identical_even_after_a_corrupt_checkpoint(tmp_
     raw = tiny_raw(tmp_path, tiny_dir, gan=True, total_iter=4)
     raw["datasets"]["val"] = {"dataroot_lq": str(lq_dir), "dataroot_gt": str(hr_dir)}
     raw["val"] = {"val_freq": 2, "save_img": True}
-    raw["logger"]["save_checkpoint_freq"] = 2
+    raw["logger"].update(save_checkpoint_freq=2, keep_checkpoints=2, save_weights="all")
 
     # Uninterrupted: 4 iterations of the GAN stage (random VGG allowed), validated at 2 and 4.
     straight = parse_config({**raw, "path": {"experiments_root": str(tmp_path / "a")}})
@@ -133,6 +133,7 @@ def test_finetune_starts_from_pretrained_g_ema_and_d(tmp_path: Path, tiny_dir: P
     torch.save({"params": d.state_dict()}, d_file)
     raw = tiny_raw(tmp_path, tiny_dir, gan=True, total_iter=1)
     raw["path"].update(pretrain_network_g=str(g_file), param_key_g="params", pretrain_network_d=str(d_file))
+    raw["logger"]["save_weights"] = "all"  # G's params and D too, to compare them with the files
     raw["train"]["optim_g"]["lr"] = raw["train"]["optim_d"]["lr"] = 1e-9  # one step that barely moves
     train(parse_config(raw), device="cpu")
     out = torch.load(tmp_path / "experiments" / "tiny" / "models" / "net_g_1.pth", weights_only=True)

@@ -212,7 +212,7 @@ def test_sharded_batches_split_ranks_and_resume_mid_epoch() -> None:
 
 
 def test_resumed_adam_moments_take_the_parameter_layout() -> None:
-    from soccersr.train.loop import _match_param_layout
+    from soccersr.train.state import match_param_layout
 
     g = _tiny_g()
     opt = torch.optim.Adam(g.parameters(), lr=1e-3)
@@ -222,7 +222,7 @@ def test_resumed_adam_moments_take_the_parameter_layout() -> None:
     g.to(memory_format=torch.channels_last)
     resumed = torch.optim.Adam(g.parameters(), lr=1e-3)
     resumed.load_state_dict(saved)
-    _match_param_layout(resumed)
+    match_param_layout(resumed)
     for p in g.parameters():
         assert resumed.state[p]["exp_avg"].stride() == p.stride()
         torch.testing.assert_close(resumed.state[p]["exp_avg"], opt.state[p]["exp_avg"], rtol=0, atol=0)

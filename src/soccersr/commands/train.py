@@ -32,8 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     prog = "soccersr train"
     from soccersr.data.dataset import DatasetError
-    from soccersr.train import ConfigError, TrainError, load_config, train
-    from soccersr.train.checkpoint import CheckpointError
+    from soccersr.errors import SoccersrError
+    from soccersr.train import ConfigError, load_config, train
     from soccersr.train.vgg import VGGWeightsError
     from soccersr.weights import WeightsError
 
@@ -47,8 +47,15 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"{prog}: error: {args.config}: {e}", file=sys.stderr)
         return 2
-    except (TrainError, CheckpointError, VGGWeightsError, DatasetError, WeightsError) as e:
+    except SoccersrError as e:  # the run's own errors (TrainError, CheckpointError, ...): one line each
         print(f"{prog}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except (VGGWeightsError, DatasetError, WeightsError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a log or validation folder that cannot be written, say
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{prog}: error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
     print(f"done: iteration {result.iteration}, outputs in {result.experiment_dir}")
     if result.last_state is not None:

@@ -271,8 +271,11 @@ class LoggerConfig:
     print_freq: int = 100
     save_checkpoint_freq: int = 5000
     use_tb_logger: bool = True
-    keep_checkpoints: int = 3
+    keep_checkpoints: int = 1
     """soccersr: training-state files kept (the newest K); exported generators are all kept."""
+    save_weights: Literal["ema", "all"] = "ema"
+    """soccersr: what ``models/`` gets at each save point: "ema" = ``net_g_<iter>.pth`` with the EMA
+    generator only (``params_ema``); "all" = also G's ``params``, a safetensors twin and ``net_d_<iter>.pth``."""
 
     def __post_init__(self) -> None:
         _require(self.print_freq > 0, "print_freq", f"must be positive, got {self.print_freq}")

@@ -85,7 +85,7 @@ def mean_over_ranks(values: dict[str, torch.Tensor], ctx: DistContext) -> dict[s
     if ctx.distributed:
         dist.all_reduce(stacked, op=dist.ReduceOp.SUM)
         stacked /= ctx.world_size
-    return dict(zip(keys, stacked.tolist()))
+    return dict(zip(keys, stacked.tolist(), strict=True))
 
 
 def gather_to_main(obj: Any, ctx: DistContext) -> list[Any] | None:

@@ -10,8 +10,9 @@ import csv
 import io
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from soccersr.io.atomic import atomic_write_bytes
 

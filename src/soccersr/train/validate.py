@@ -7,14 +7,15 @@ quantised images, BT.601 Y, ``crop_border`` = the scale, BasicSR's SSIM window.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
 from soccersr.data.files import write_rgb_png
 from soccersr.eval.metrics import psnr, ssim
@@ -44,8 +45,11 @@ def validate(net: torch.nn.Module, dataset: Dataset, *, device: torch.device, sc
     was_training = net.training
     net.eval()
     psnrs, ssims = [], []
+    # disable=None: a bar on a terminal only; leave=False: the training bar stays the one on screen.
+    images = tqdm(range(len(dataset)), desc="validation", unit="image", leave=False, disable=None,  # type: ignore[arg-type]
+                  dynamic_ncols=True)
     try:
-        for index in range(len(dataset)):  # type: ignore[arg-type]
+        for index in images:
             item = dataset[index]
             lq = item["lq"][None].to(device)
             sr = _upscale(net, lq, size_multiple=size_multiple).float().clamp_(0, 1)
@@ -58,6 +62,7 @@ def validate(net: torch.nn.Module, dataset: Dataset, *, device: torch.device, sc
             if image_dir is not None:
                 _save_png(image_dir / item["name"] / f"{item['name']}_{iteration}.png", sr_np)
     finally:
+        images.close()
         net.train(was_training)
     return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))}
 
