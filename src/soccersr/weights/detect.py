@@ -12,14 +12,17 @@ from typing import Mapping
 import torch
 
 from soccersr.archs import GENERATORS, ArchError, ArchKwargs
+from soccersr.errors import SoccersrError
 
 
-class WeightsError(ValueError):
+class WeightsError(SoccersrError, ValueError):
     """A weights file or built-in model cannot be used. The message names the file and the reason.
 
     Defined here, the lowest layer of ``soccersr.weights``, so every module can raise it;
-    import it from ``soccersr.weights``.
+    import it from ``soccersr.weights``. Exit code 2: nothing can run without a model.
     """
+
+    exit_code = 2
 
 
 def detect_arch(state_dict: Mapping[str, torch.Tensor], *, origin: str) -> tuple[str, ArchKwargs]:

@@ -108,8 +108,12 @@ def _apply_file_metadata(
             scale = float(meta["scale"])
         except ValueError:
             raise WeightsError(f"{path}: header key 'scale' is not a number: {meta['scale']!r}") from None
-        if not 0 < scale <= net_scale:
-            raise WeightsError(f"{path}: header scale {scale:g} does not fit a x{net_scale} network")
+        # A model is its network, then at most a fixed downscale (animevideov3 x2 / x3 from x4):
+        # below x1 it would shrink images, which no super-resolution model does.
+        if not 1 <= scale <= net_scale:
+            raise WeightsError(
+                f"{path}: header scale {scale:g} does not fit a x{net_scale} network (expected 1 to {net_scale})"
+            )
     if "arch_kwargs" in meta:
         try:
             header_kwargs = json.loads(meta["arch_kwargs"])
