@@ -6,7 +6,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from soccersr.archs import RRDBNet, SRVGGNetCompact, UNetDiscriminatorSN
+from soccersr.archs import (
+    GENERATORS,
+    RRDBNET,
+    SRVGG_COMPACT,
+    ArchError,
+    ArchSpec,
+    RRDBNet,
+    SRVGGNetCompact,
+    UNetDiscriminatorSN,
+    generator_spec,
+)
+from soccersr.infer.devices import activation_bytes_per_pixel
+from soccersr.weights.detect import detect_arch
+from soccersr.weights.zoo import MODELS
 
 
 def _params(build) -> int:
@@ -134,3 +147,118 @@ def test_discriminator_shape():
     net = UNetDiscriminatorSN(num_feat=8).eval()
     with torch.no_grad():
         assert net(_rand(2, 3, 16, 24)).shape == (2, 1, 16, 24)
+
+
+# --------------------------------------------------------------------------------------------
+# ArchSpec: each generator described once
+# --------------------------------------------------------------------------------------------
+
+SPEC_CASES = [
+    (RRDBNET, dict(num_in_ch=3, num_out_ch=3, scale=4, num_feat=64, num_block=23, num_grow_ch=32)),  # x4plus
+    (RRDBNET, dict(num_in_ch=3, num_out_ch=3, scale=2, num_feat=16, num_block=2, num_grow_ch=8)),
+    (RRDBNET, dict(num_in_ch=3, num_out_ch=1, scale=1, num_feat=8, num_block=1, num_grow_ch=4)),
+    (SRVGG_COMPACT, dict(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4, act_type="prelu")),
+    (SRVGG_COMPACT, dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=3, act_type="prelu")),
+    (SRVGG_COMPACT, dict(num_in_ch=1, num_out_ch=1, num_feat=8, num_conv=1, upscale=2, act_type="relu")),
+]
+
+
+@pytest.mark.parametrize(("spec", "kwargs"), SPEC_CASES, ids=lambda v: getattr(v, "name", ""))
+def test_spec_reads_back_the_constructor_arguments(spec: ArchSpec, kwargs: dict) -> None:
+    """build -> state_dict -> detect: the same architecture and arguments (spandrel's round trip)."""
+    with torch.device("meta"):
+        state = spec.build(kwargs).state_dict()
+    assert [s.name for s in GENERATORS if s.detects(state)] == [spec.name]
+    assert detect_arch(state, origin="w") == (spec.name, kwargs)
+
+
+@pytest.mark.parametrize(("spec", "kwargs"), SPEC_CASES[1:3] + SPEC_CASES[4:], ids=lambda v: getattr(v, "name", ""))
+def test_spec_scale_and_size_multiple_match_the_network(spec: ArchSpec, kwargs: dict) -> None:
+    net, m = spec.build(kwargs).eval(), spec.size_multiple(kwargs)
+    s = spec.net_scale(kwargs)
+    with torch.no_grad():
+        y = net(_rand(1, kwargs["num_in_ch"], 3 * m, 5 * m))
+    assert y.shape == (1, kwargs["num_out_ch"], 3 * m * s, 5 * m * s)
+    if m > 1:
+        with pytest.raises(RuntimeError):
+            net(_rand(1, kwargs["num_in_ch"], 3 * m + 1, 5 * m))
+
+
+def test_generator_lookup_by_stored_name() -> None:
+    assert len({s.name for s in GENERATORS}) == len(GENERATORS)
+    assert all(generator_spec(s.name) is s for s in GENERATORS)
+    with pytest.raises(ArchError, match=r"unknown architecture 'ESRGAN': expected one of \['RRDBNet', 'SRVGGNetCompact'\]"):
+        generator_spec("ESRGAN")
+
+
+def test_every_zoo_model_names_a_generator_with_its_scale() -> None:
+    for model in MODELS:
+        spec = generator_spec(model.arch)
+        assert spec.net_scale(model.arch_kwargs) == model.net_scale, model.name
+        assert spec.ncnn_graph is not None or not model.source.startswith("ncnn:"), model.name
+
+
+def test_activation_memory_estimates() -> None:
+    """The estimates the tile planner uses; bench/README.md measured 15.3 KB/px for x4plus and
+    1.1 KB/px for animevideov3 (fp32, CPU): each estimate must stay above its measurement."""
+    x4plus = {m.name: m for m in MODELS}["x4plus"].arch_kwargs
+    compact = {m.name: m for m in MODELS}["animevideov3"].arch_kwargs
+    assert activation_bytes_per_pixel("RRDBNet", x4plus, "fp32") == 4 * (3 * (64 + 4 * 32) + 3.5 * 64 * 16) == 16640
+    assert activation_bytes_per_pixel("RRDBNet", x4plus, "bf16") == 8320
+    assert activation_bytes_per_pixel("SRVGGNetCompact", compact, "fp32") == 4 * (3 * 64 + 4 * 3 * 16) == 1536
+    # x2 RRDBNet: the trunk works on a 2x2-unshuffled image (a quarter of the pixels), x4 tail on the output.
+    x2 = {**x4plus, "scale": 2}
+    assert activation_bytes_per_pixel("RRDBNet", x2, "fp32") == 4 * (3 * (64 + 128) / 4 + 3.5 * 64 * 4)
+
+
+class _Recorder:
+    """A ``ForwardGraph`` that records the weighted layers and the values they read."""
+
+    def __init__(self) -> None:
+        self.weighted: list[str] = []
+
+    def _value(self, *parts: object) -> int:
+        return hash(parts)
+
+    def input(self) -> int:
+        return self._value("input")
+
+    def conv(self, key: str, x: int, *, leaky_slope: float | None = None) -> int:
+        self.weighted += [f"{key}.weight", f"{key}.bias"]
+        return self._value("conv", key, x, leaky_slope)
+
+    def prelu(self, key: str, x: int) -> int:
+        self.weighted.append(f"{key}.weight")
+        return self._value("prelu", key, x)
+
+    def cat(self, *xs: int) -> int:
+        return self._value("cat", *xs)
+
+    def weighted_sum(self, *terms: tuple[float, int]) -> int:
+        return self._value("sum", *terms)
+
+    def resize_nearest(self, factor: float, x: int) -> int:
+        return self._value("resize", factor, x)
+
+    def pixel_shuffle(self, factor: int, x: int) -> int:
+        return self._value("shuffle", factor, x)
+
+
+@pytest.mark.parametrize(("spec", "kwargs"), [SPEC_CASES[0], SPEC_CASES[3], SPEC_CASES[4]], ids=lambda v: getattr(v, "name", ""))
+def test_ncnn_graph_has_every_weight_once_in_module_order(spec: ArchSpec, kwargs: dict) -> None:
+    """ncnn stores weights in graph order, which for these networks is the module's key order."""
+    assert spec.ncnn_graph is not None
+    recorder = _Recorder()
+    spec.ncnn_graph(kwargs, recorder)
+    with torch.device("meta"):
+        assert recorder.weighted == list(spec.build(kwargs).state_dict())
+
+
+@pytest.mark.parametrize(("spec", "kwargs", "message"), [
+    (RRDBNET, SPEC_CASES[1][1], "supports RRDBNet scale 4 only"),
+    (SRVGG_COMPACT, SPEC_CASES[5][1], "supports SRVGGNetCompact with act_type 'prelu' only"),
+])
+def test_ncnn_graph_refuses_what_ncnn_files_cannot_hold(spec: ArchSpec, kwargs: dict, message: str) -> None:
+    assert spec.ncnn_graph is not None
+    with pytest.raises(ArchError, match=message):
+        spec.ncnn_graph(kwargs, _Recorder())

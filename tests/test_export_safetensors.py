@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,27 @@ def test_header_scale_that_cannot_fit_is_refused(tmp_path: Path) -> None:
     save_file(model.net.state_dict(), str(path), metadata={"scale": "8"})
     with pytest.raises(WeightsError, match="bad.safetensors: header scale 8 does not fit a x4 network"):
         load_model(path)
+
+
+@pytest.mark.parametrize("scale", ["1e-09", "0.5", "0", "-4", "nan", "inf"])
+def test_header_scale_below_x1_is_refused(tmp_path: Path, scale: str) -> None:
+    """A 1e-9 scale used to load, then fail every image with "try a smaller --tile" (issue 13, item 14):
+    a model is its network, then at most a fixed downscale, never below x1."""
+    from safetensors.torch import save_file
+
+    from soccersr.weights import WeightsError
+
+    model = tiny_model("RRDBNet")
+    path = tmp_path / "bad.safetensors"
+    save_file(model.net.state_dict(), str(path), metadata={"scale": scale})
+    with pytest.raises(WeightsError, match=rf"^{re.escape(str(path))}: header scale {scale} does not fit a x4 network "
+                                           r"\(expected 1 to 4\)$"):
+        load_model(path)
+
+
+def test_header_scale_between_x1_and_the_net_scale_loads(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    model = tiny_model("RRDBNet")
+    save_file(model.net.state_dict(), str(tmp_path / "x1.safetensors"), metadata={"scale": "1"})
+    assert load_model(tmp_path / "x1.safetensors").post_resize == 0.25

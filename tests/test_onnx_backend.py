@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -12,7 +15,7 @@ import pytest
 import torch
 from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
 
-from soccersr.export.onnx import export_onnx
+from soccersr.export.onnx import export_onnx, model_info
 from soccersr.infer.batch import BatchOptions, discover, run_batch
 from soccersr.infer.engine import TileEngine, Upscaler
 from soccersr.infer.onnx_backend import (
@@ -23,7 +26,7 @@ from soccersr.infer.onnx_backend import (
     load_onnx_upscaler,
 )
 from soccersr.infer.tiling import Size
-from soccersr.weights.model import SRModel
+from soccersr.weights.model import SRModel, build_network
 from tiny_models import tiny_model
 
 INFO = OnnxModelInfo(
@@ -261,3 +264,92 @@ def test_upscale_command_picks_onnxruntime_for_an_onnx_model(rrdb_x4: tuple[SRMo
     assert a.shape == b.shape == (120, 164, 3) and np.abs(a - b).max() <= 1
     assert main(["upscale", str(src), "-o", str(tmp_path / "bad"), "--model", str(weights), "--engine", "onnxruntime",
                  "--no-progress"]) == 2
+
+
+# --- Graphs that do not keep the engine's contract are refused at load (issue 13, item 4) ---------
+
+
+def _onnx_file(net: torch.nn.Module, path: Path, info: OnnxModelInfo, *, dynamic: dict[int, str], channels: int = 3) -> Path:
+    """``net`` exported with only the ``dynamic`` input axes and the metadata of ``info``."""
+    output_axes = {d: f"out_{name}" for d, name in dynamic.items()}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, as export.onnx uses it
+        torch.onnx.export(net, (torch.zeros(1, channels, 8, 8),), str(path), dynamo=False, opset_version=17,
+                          input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": dynamic, "output": output_axes})
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, info.to_metadata())
+    onnx.save(proto, str(path))
+    return path
+
+
+ALL_DYNAMIC = {0: "batch", 2: "height", 3: "width"}
+
+
+@pytest.mark.parametrize(("dynamic", "fixed"), [
+    ({}, r"\[1, 3, 8, 8\]"),
+    ({0: "batch"}, r"\['batch', 3, 8, 8\]"),
+    ({2: "height", 3: "width"}, r"\[1, 3, 'height', 'width'\]"),
+])
+def test_fixed_size_input_is_refused_at_load(tmp_path: Path, dynamic: dict[int, str], fixed: str) -> None:
+    model = tiny_model("RRDBNet")
+    path = _onnx_file(model.net, tmp_path / "fixed.onnx", model_info(model), dynamic=dynamic)
+    with pytest.raises(OnnxModelError, match=rf"^{re.escape(str(path))}: input shape is {fixed}; .*batch, height "
+                                             r"and width must be dynamic \(soccersr export --format onnx\)$"):
+        load_onnx_upscaler(path, device="cpu")
+
+
+def test_one_channel_input_is_refused_at_load(tmp_path: Path) -> None:
+    gray = tiny_model("SRVGGNetCompact")
+    kwargs = {**gray.arch_kwargs, "num_in_ch": 1, "num_out_ch": 1}
+    net = build_network("SRVGGNetCompact", kwargs).eval()
+    info = replace(model_info(gray), arch_kwargs=kwargs)
+    path = _onnx_file(net, tmp_path / "gray.onnx", info, dynamic=ALL_DYNAMIC, channels=1)
+    with pytest.raises(OnnxModelError, match=r"gray\.onnx: input shape is \['batch', 1, 'height', 'width'\]; "
+                                             r"expected 3 \(RGB\) channels"):
+        load_onnx_upscaler(path, device="cpu")
+
+
+def test_graph_whose_scale_differs_from_its_metadata_is_refused_at_load(tmp_path: Path) -> None:
+    x2 = tiny_model("SRVGGNetCompact", scale=2)
+    claims_x4 = model_info(tiny_model("SRVGGNetCompact", scale=4))
+    path = _onnx_file(x2.net, tmp_path / "x2.onnx", claims_x4, dynamic=ALL_DYNAMIC)
+    with pytest.raises(OnnxModelError, match=r"x2\.onnx: the graph turns a 1x3x8x8 input into 1x3x16x16, "
+                                             r"but its metadata says x4 \(1x3x32x32\)"):
+        load_onnx_upscaler(path, device="cpu")
+
+
+def test_refused_graph_fails_one_image_not_the_batch_with_a_traceback(tmp_path: Path) -> None:
+    """Before the load-time check, the first image raised onnxruntime's InvalidArgument."""
+    from soccersr.cli import main
+
+    model = tiny_model("RRDBNet")
+    path = _onnx_file(model.net, tmp_path / "fixed.onnx", model_info(model), dynamic={})
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), np.full((10, 12, 3), 90, np.uint8))
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out"), "--model", str(path), "--device", "cpu",
+                 "--no-progress"]) == 2
+    assert not (tmp_path / "out" / "a_x4.png").exists()
+
+
+def test_metadata_scale_must_be_a_fraction_of_the_net_scale() -> None:
+    """A 1e-9 scale made every image fail later with a misleading "try a smaller --tile" (issue 13, item 14)."""
+    meta = INFO.to_metadata()
+    for bad in ("1e-09", "0.5", "5", "nan", "inf"):
+        with pytest.raises(OnnxModelError, match=rf"^m\.onnx: metadata scale {bad} does not fit a x4 network "
+                                                 r"\(expected 1 to 4\)$"):
+            OnnxModelInfo.from_metadata({**meta, "scale": bad}, origin="m.onnx")
+    assert OnnxModelInfo.from_metadata({**meta, "scale": "1"}, origin="m.onnx").post_resize == 0.25
+
+
+def test_unknown_architecture_in_metadata_is_a_one_line_error() -> None:
+    with pytest.raises(OnnxModelError, match=r"^m\.onnx: metadata architecture 'SwinIR' is not one of "
+                                             r"\['RRDBNet', 'SRVGGNetCompact'\]$"):
+        OnnxModelInfo.from_metadata({**INFO.to_metadata(), "architecture": "SwinIR"}, origin="m.onnx")
+
+
+def test_onnx_model_error_is_a_soccersr_error_with_exit_code_2() -> None:
+    from soccersr.errors import SoccersrError
+
+    assert issubclass(OnnxModelError, SoccersrError) and OnnxModelError.exit_code == 2

@@ -413,3 +413,11 @@ def test_verified_cache_works_without_the_ncnn_package(tmp_path, monkeypatch, vi
     path.write_bytes(path.read_bytes()[:-1] + bytes([path.read_bytes()[-1] ^ 1]))
     with pytest.raises(WeightsError, match="checksum.*not installed"):
         _video_output(tmp_path)
+
+
+def test_weights_error_is_a_soccersr_error_with_exit_code_2():
+    """An unusable model stops the run before any image: a setup error (exit 2), caught as SoccersrError."""
+    from soccersr.errors import SoccersrError
+
+    assert issubclass(WeightsError, SoccersrError) and issubclass(WeightsError, ValueError)
+    assert WeightsError.exit_code == 2

@@ -12,9 +12,9 @@ from typing import Literal, Mapping
 
 import torch
 
+from soccersr.archs import generator_spec
 from soccersr.infer.tiling import Size
 from soccersr.options import PRECISIONS
-from soccersr.weights.model import size_multiple_for
 
 Precision = Literal["fp32", "fp16", "bf16"]
 DTYPES: Mapping[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -65,24 +65,12 @@ def resolve_precision(precision: str, device: torch.device) -> Precision:
 def activation_bytes_per_pixel(arch: str, arch_kwargs: Mapping[str, int | str], precision: Precision) -> float:
     """Peak activation memory of one forward pass, in bytes per *input* pixel.
 
-    Two terms: features at the network's working resolution, and the x``scale`` upsampling
-    tail, whose ``num_feat`` maps at output resolution dominate. The constants (live float
-    maps per pixel) are rounded up from measurements: the growth of ru_maxrss between
-    untiled 96x128 and 144x192 CPU upscales, 15.3 KB/px for x4plus (formula: 16.6 KB) and
-    1.1 KB/px for animevideov3 (formula: 1.5 KB), see bench/README.md.
+    Each architecture's estimate (``ArchSpec.activation_floats_per_pixel``) is rounded up from
+    measurements: the growth of ru_maxrss between untiled 96x128 and 144x192 CPU upscales,
+    see bench/README.md.
     """
     element = 4 if precision == "fp32" else 2
-    if arch == "RRDBNet":
-        feat, grow = int(arch_kwargs.get("num_feat", 64)), int(arch_kwargs.get("num_grow_ch", 32))
-        scale = int(arch_kwargs.get("scale", 4))
-        unshuffle = size_multiple_for(arch, arch_kwargs)
-        low_res = 3 * (feat + 4 * grow) / unshuffle**2
-        high_res = 3.5 * feat * scale**2
-        return element * (low_res + high_res)
-    if arch == "SRVGGNetCompact":
-        feat, up = int(arch_kwargs.get("num_feat", 64)), int(arch_kwargs.get("upscale", 4))
-        return element * (3 * feat + 4 * 3 * up**2)
-    raise ValueError(f"no memory estimate for architecture {arch!r}")
+    return element * generator_spec(arch).activation_floats_per_pixel(arch_kwargs)
 
 
 def free_device_memory(device: torch.device) -> int:

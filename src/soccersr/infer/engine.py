@@ -283,6 +283,14 @@ def _check_input(images: Tensor) -> None:
         raise ValueError(f"images must be on the CPU (the engine moves tiles itself), got {images.device}")
     if min(images.shape) == 0:
         raise ValueError(f"images must not be empty, got shape {tuple(images.shape)}")
+    # One NaN would spread over its tile's receptive field (the output could not be in [0, 1]).
+    not_finite = ~torch.isfinite(images)
+    if bool(not_finite.any()):
+        first = int(not_finite.flatten(1).any(dim=1).nonzero()[0])
+        raise ValueError(
+            f"images contain NaN or infinite values ({int(not_finite.sum())} of {images.numel()}, "
+            f"first in image {first}); expected float32 RGB in [0, 1]"
+        )
 
 
 def _pad_to_multiple(images: Tensor, multiple: int) -> Tensor:

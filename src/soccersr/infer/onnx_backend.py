@@ -27,9 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from soccersr.archs import GENERATORS
+from soccersr.errors import SoccersrError
 from soccersr.infer.devices import activation_bytes_per_pixel, auto_batch_size, auto_tile_side, memory_budget
 from soccersr.infer.engine import DEFAULT_OVERLAP, TileEngine
 from soccersr.infer.tiling import Size
@@ -42,8 +45,12 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 
 
-class OnnxModelError(ValueError):
-    """An .onnx file cannot be used (message: the file and the reason, in one line)."""
+class OnnxModelError(SoccersrError, ValueError):
+    """An .onnx file cannot be used (message: the file and the reason, in one line).
+
+    Exit code 2: nothing can run without a model."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -134,10 +141,19 @@ class OnnxModelInfo:
             raise OnnxModelError(f"{origin}: unreadable metadata value ({exc})") from None
         if not isinstance(arch_kwargs, dict):
             raise OnnxModelError(f"{origin}: metadata key 'architecture_kwargs' is not a JSON object")
-        if info.net_scale < 1 or info.scale <= 0 or info.size_multiple < 1:
+        if info.net_scale < 1 or info.size_multiple < 1:
             raise OnnxModelError(
                 f"{origin}: bad metadata (net_scale={info.net_scale}, scale={info.scale}, size_multiple={info.size_multiple})"
             )
+        # As for weights files: the network, then at most a fixed downscale, never below x1.
+        if not 1 <= info.scale <= info.net_scale:
+            raise OnnxModelError(
+                f"{origin}: metadata scale {info.scale:g} does not fit a x{info.net_scale} network "
+                f"(expected 1 to {info.net_scale})"
+            )
+        names = [spec.name for spec in GENERATORS]
+        if info.arch not in names:  # its memory estimate sizes the tiles
+            raise OnnxModelError(f"{origin}: metadata architecture {info.arch!r} is not one of {names}")
         if info.precision not in ("fp32", "fp16"):
             raise OnnxModelError(f"{origin}: metadata key 'precision' is {info.precision!r}, expected 'fp32' or 'fp16'")
         return info
@@ -213,7 +229,8 @@ class OnnxRunner:
         threads: intra-op threads (see ``create_session``).
 
     Raises:
-        OnnxModelError: unreadable file, no or bad soccersr metadata, unexpected graph interface.
+        OnnxModelError: unreadable file, no or bad soccersr metadata, unexpected graph interface
+            (names, a fixed batch / height / width, not 3 channels, a scale other than the metadata's).
     """
 
     def __init__(self, path: str | Path, *, device: str = "cpu", threads: int | None = None) -> None:
@@ -239,6 +256,35 @@ class OnnxRunner:
             raise OnnxModelError(f"{self.path}: graph inputs/outputs are {names}, expected ['{INPUT_NAME}'] -> ['{OUTPUT_NAME}']")
         if inputs[0].type != "tensor(float)" or len(inputs[0].shape) != 4:
             raise OnnxModelError(f"{self.path}: input is {inputs[0].type} of rank {len(inputs[0].shape)}, expected float32 NCHW")
+        # ONNX Runtime gives a dynamic axis as its name (or None), a fixed one as an int. The engine
+        # feeds RGB tiles of any size, several at a time: anything fixed but the channels fails
+        # on the first image, as onnxruntime's InvalidArgument, so it is refused here.
+        shape = list(inputs[0].shape)
+        channels = shape[1]
+        if isinstance(channels, int) and channels != 3:
+            raise OnnxModelError(f"{self.path}: input shape is {shape}; expected 3 (RGB) channels")
+        if any(isinstance(d, int) for d in (shape[0], *shape[2:])):
+            raise OnnxModelError(
+                f"{self.path}: input shape is {shape}; the engine feeds tiles of any size in batches, so batch, "
+                "height and width must be dynamic (soccersr export --format onnx)"
+            )
+        self._check_scale()
+
+    def _check_scale(self) -> None:
+        """Run a tiny input: the graph's real output size must be what the metadata says."""
+        side = -(-8 // self.info.size_multiple) * self.info.size_multiple
+        probe = np.zeros((1, 3, side, side), np.float32)
+        try:
+            (out,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: probe})
+        except Exception as exc:  # onnxruntime's own types (InvalidArgument, Fail, RuntimeException, ...)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OnnxModelError(f"{self.path}: the graph fails on a 1x3x{side}x{side} test input ({reason})") from None
+        want = (1, 3, side * self.info.net_scale, side * self.info.net_scale)
+        if tuple(out.shape) != want:
+            raise OnnxModelError(
+                f"{self.path}: the graph turns a 1x3x{side}x{side} input into {'x'.join(map(str, out.shape))}, "
+                f"but its metadata says x{self.info.net_scale} ({'x'.join(map(str, want))})"
+            )
 
     def run(self, windows: Tensor) -> Tensor:
         """(N, 3, h, w) float32 CPU -> (N, 3, h*net_scale, w*net_scale) float32 CPU, unclamped."""

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence, Union, get_args, get_origin, get_type_hints
 
-from soccersr.archs import UNetDiscriminatorSN
+from soccersr.archs import GENERATORS, UNetDiscriminatorSN, generator_spec
 from soccersr.degrade.config import DegradationConfig, StageConfig
-from soccersr.weights.model import GENERATORS
 
 Stage = Literal["RealESRNetModel", "RealESRGANModel"]
 ESRNET: Stage = "RealESRNetModel"
@@ -121,7 +120,8 @@ class NetworkConfig:
     kwargs: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
 
 
-GENERATOR_CLASSES: Mapping[str, type] = GENERATORS  # the inference table: what trains is what loads
+# The inference table: what trains is what loads.
+GENERATOR_CLASSES: Mapping[str, type] = types.MappingProxyType({spec.name: spec.module for spec in GENERATORS})
 DISCRIMINATOR_CLASSES: Mapping[str, type] = types.MappingProxyType({"UNetDiscriminatorSN": UNetDiscriminatorSN})
 
 
@@ -308,7 +308,7 @@ class TrainingConfig:
         _require(self.datasets.train.gt_size % self.scale == 0, "datasets.train.gt_size",
                  f"must be a multiple of scale ({self.scale}), got {self.datasets.train.gt_size}")
         _require(self.datasets.train.degradation.scale == self.scale, "scale", "differs from the degradation scale")
-        net_scale = self.network_g.kwargs.get("scale" if self.network_g.type == "RRDBNet" else "upscale", 4)
+        net_scale = generator_spec(self.network_g.type).net_scale(self.network_g.kwargs)
         _require(net_scale == self.scale, "network_g", f"upsamples x{net_scale} but scale is {self.scale}")
         t = self.train
         if self.model_type == ESRNET:

@@ -32,10 +32,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from soccersr.archs import generator_spec
 from soccersr.io.atomic import atomic_write
 from soccersr.io.hashing import file_sha256
 from soccersr.weights.detect import WeightsError, detect_arch
-from soccersr.weights.model import GENERATORS, post_resize_factor
+from soccersr.weights.model import post_resize_factor
 from soccersr.weights.ncnn import CONVERTER_VERSION, convert_ncnn
 from soccersr.weights.zoo import ModelSpec
 
@@ -199,6 +200,6 @@ def _package_state_dict(spec: ModelSpec, path: Path) -> dict[str, torch.Tensor]:
 
 def _full_kwargs(spec: ModelSpec) -> dict[str, int | str]:
     """The zoo's arch_kwargs with the constructor's defaults filled in."""
-    params = inspect.signature(GENERATORS[spec.arch]).parameters.values()
+    params = inspect.signature(generator_spec(spec.arch).module).parameters.values()
     defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
     return {**defaults, **spec.arch_kwargs}

@@ -19,6 +19,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
+from soccersr.archs import ArchSpec, generator_spec
 from soccersr.weights import zoo
 from soccersr.weights.builtin import builtin_state_dict, cache_file
 from soccersr.weights.detect import WeightsError, detect_arch
@@ -70,8 +71,9 @@ def load_model(name_or_path: str | Path, *, cache_dir: Path | None = None) -> SR
         )
     state = load_state_dict_file(path)
     arch, kwargs = detect_arch(state, origin=str(path))
-    net_scale = int(kwargs["scale"] if arch == "RRDBNet" else kwargs["upscale"])
-    scale, kwargs = _apply_file_metadata(path, arch, kwargs, net_scale)
+    spec = generator_spec(arch)
+    net_scale = spec.net_scale(kwargs)
+    scale, kwargs = _apply_file_metadata(path, spec, kwargs, net_scale)
     net = build_and_load(arch, kwargs, state, str(path))
     return SRModel(
         net=net,
@@ -86,11 +88,11 @@ def load_model(name_or_path: str | Path, *, cache_dir: Path | None = None) -> SR
 
 
 def _apply_file_metadata(
-    path: Path, arch: str, kwargs: dict[str, Any], net_scale: int
+    path: Path, spec: ArchSpec, kwargs: dict[str, Any], net_scale: int
 ) -> tuple[float, dict[str, Any]]:
     """What only a safetensors header can say (``soccersr export`` writes it): the model's overall
-    scale (animevideov3 x2/x3 hold the x4 network's weights, then a fixed resize) and the compact
-    net's activation (ReLU and LeakyReLU have no weights to tell them apart)."""
+    scale (animevideov3 x2/x3 hold the x4 network's weights, then a fixed resize) and constructor
+    arguments that leave no trace in the weights (the compact net's ReLU or LeakyReLU)."""
     if path.suffix.lower() != ".safetensors":
         return net_scale, kwargs
     try:
@@ -98,23 +100,27 @@ def _apply_file_metadata(
             meta = f.metadata() or {}
     except (OSError, SafetensorError):
         return net_scale, kwargs
-    if meta.get("arch", arch) != arch:
-        raise WeightsError(f"{path}: header says {meta['arch']}, but the weights are {arch}")
+    if meta.get("arch", spec.name) != spec.name:
+        raise WeightsError(f"{path}: header says {meta['arch']}, but the weights are {spec.name}")
     scale: float = net_scale
     if "scale" in meta:
         try:
             scale = float(meta["scale"])
         except ValueError:
             raise WeightsError(f"{path}: header key 'scale' is not a number: {meta['scale']!r}") from None
-        if not 0 < scale <= net_scale:
-            raise WeightsError(f"{path}: header scale {scale:g} does not fit a x{net_scale} network")
-    if arch == "SRVGGNetCompact" and kwargs.get("act_type") != "prelu" and "arch_kwargs" in meta:
+        # A model is its network, then at most a fixed downscale (animevideov3 x2 / x3 from x4):
+        # below x1 it would shrink images, which no super-resolution model does.
+        if not 1 <= scale <= net_scale:
+            raise WeightsError(
+                f"{path}: header scale {scale:g} does not fit a x{net_scale} network (expected 1 to {net_scale})"
+            )
+    if "arch_kwargs" in meta:
         try:
-            act = json.loads(meta["arch_kwargs"]).get("act_type")
-        except (ValueError, AttributeError):
-            act = None
-        if act in ("relu", "leakyrelu"):
-            kwargs = {**kwargs, "act_type": act}
+            header_kwargs = json.loads(meta["arch_kwargs"])
+        except ValueError:
+            header_kwargs = None
+        if isinstance(header_kwargs, dict):
+            kwargs = spec.kwargs_from_header(kwargs, header_kwargs)
     return scale, kwargs
 
 

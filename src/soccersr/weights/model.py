@@ -7,19 +7,16 @@ from typing import Mapping
 
 from torch import nn
 
-from soccersr.archs import RRDBNet, SRVGGNetCompact
-
-# The only two generator classes a weights file can describe. A plain table, not a registry.
-GENERATORS: Mapping[str, type[nn.Module]] = {"RRDBNet": RRDBNet, "SRVGGNetCompact": SRVGGNetCompact}
+from soccersr.archs import generator_spec
 
 
 def build_network(arch: str, arch_kwargs: Mapping[str, int | str]) -> nn.Module:
-    """Instantiate generator ``arch`` with ``arch_kwargs`` (randomly initialised)."""
-    try:
-        cls = GENERATORS[arch]
-    except KeyError:
-        raise ValueError(f"unknown architecture {arch!r}: expected one of {sorted(GENERATORS)}") from None
-    return cls(**arch_kwargs)
+    """Instantiate generator ``arch`` with ``arch_kwargs`` (randomly initialised).
+
+    Raises:
+        ValueError: an unknown architecture (``archs.ArchError``) or bad arguments.
+    """
+    return generator_spec(arch).build(arch_kwargs)
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,5 @@ def post_resize_factor(scale: float, net_scale: int) -> float | None:
 
 
 def size_multiple_for(arch: str, arch_kwargs: Mapping[str, int | str]) -> int:
-    """Input sizes the network accepts: RRDBNet x2/x1 pixel-unshuffle by 2/4 first."""
-    if arch == "RRDBNet":
-        return {4: 1, 2: 2, 1: 4}[int(arch_kwargs.get("scale", 4))]
-    return 1
+    """Input sizes the network accepts (see ``ArchSpec.size_multiple``)."""
+    return generator_spec(arch).size_multiple(arch_kwargs)

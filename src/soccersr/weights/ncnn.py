@@ -7,7 +7,9 @@ key of the PyTorch model" is right for these files, but a wrong mapping would st
 give subtly wrong images. So the converter does not trust the order alone: it rebuilds the
 whole computation of the file symbolically and checks it is exactly the computation of our
 PyTorch module (every data-flow edge through Split/Concat, every activation and slope, every
-residual coefficient, every shape), and that every byte of the ``.bin`` is used.
+residual coefficient, every shape), and that every byte of the ``.bin`` is used. Each
+architecture writes its own forward pass as such a graph once, in ``ArchSpec.ncnn_graph``
+(``soccersr.archs``); this module knows no architecture by name.
 
 How the check works: every value in the graph becomes an interned node such as
 ``("conv", "body.0.rdb1.conv2", leaky0.2, <node of its input>)``. Interning (hash-consing)
@@ -24,7 +26,7 @@ from typing import Mapping, Union
 import numpy as np
 import torch
 
-from soccersr.archs.rrdbnet import LEAKY_SLOPE, RESIDUAL_SCALE
+from soccersr.archs import ArchError, generator_spec
 from soccersr.weights.detect import WeightsError
 from soccersr.weights.model import build_network
 
@@ -53,7 +55,6 @@ _KNOWN_PARAMS: Mapping[str, frozenset[int]] = {
 }
 _INTERP_MODES = {1: "nearest", 3: "bicubic"}
 _Act = Union[tuple[str, float], None]
-_LEAKY: _Act = ("leakyrelu", LEAKY_SLOPE)
 
 
 @dataclass(frozen=True)
@@ -183,13 +184,19 @@ class _WeightedLayer:
 
 @dataclass
 class _Expected:
-    """The computation of a PyTorch module, written in graph nodes, and its layers in .bin order."""
+    """The computation of a PyTorch module, written in graph nodes, and its layers in .bin order.
+
+    The ``ForwardGraph`` each architecture's ``ArchSpec.ncnn_graph`` writes its forward pass into."""
 
     graph: _Graph = field(default_factory=_Graph)
     layers: list[_WeightedLayer] = field(default_factory=list)
     output: int = -1
 
-    def conv(self, key: str, x: int, act: _Act = None) -> int:
+    def input(self) -> int:
+        return self.graph.node("input")
+
+    def conv(self, key: str, x: int, *, leaky_slope: float | None = None) -> int:
+        act: _Act = None if leaky_slope is None else ("leakyrelu", leaky_slope)
         self.layers.append(_WeightedLayer(key, "conv", act, x))
         return self.graph.node("conv", key, act, x)
 
@@ -197,55 +204,29 @@ class _Expected:
         self.layers.append(_WeightedLayer(key, "prelu", None, x))
         return self.graph.node("prelu", key, x)
 
+    def cat(self, *xs: int) -> int:
+        return self.graph.node("cat", *xs)
 
-def _expect_rrdbnet(num_block: int) -> _Expected:
-    """RRDBNet.forward (scale 4) as graph nodes."""
-    e = _Expected()
-    g = e.graph
-    first = e.conv("conv_first", g.node("input"))
-    h = first
-    for b in range(num_block):
-        block_in = h
-        for r in (1, 2, 3):
-            feats = [h]
-            for c in (1, 2, 3, 4):
-                x = feats[0] if len(feats) == 1 else g.node("cat", *feats)
-                feats.append(e.conv(f"body.{b}.rdb{r}.conv{c}", x, _LEAKY))
-            x5 = e.conv(f"body.{b}.rdb{r}.conv5", g.node("cat", *feats))
-            h = g.weighted_sum((RESIDUAL_SCALE, x5), (1.0, feats[0]))
-        h = g.weighted_sum((RESIDUAL_SCALE, h), (1.0, block_in))
-    feat = g.weighted_sum((1.0, first), (1.0, e.conv("conv_body", h)))
-    feat = e.conv("conv_up1", g.node("resize", "nearest", 2.0, feat), _LEAKY)
-    feat = e.conv("conv_up2", g.node("resize", "nearest", 2.0, feat), _LEAKY)
-    e.output = e.conv("conv_last", e.conv("conv_hr", feat, _LEAKY))
-    return e
+    def weighted_sum(self, *terms: tuple[float, int]) -> int:
+        return self.graph.weighted_sum(*terms)
 
+    def resize_nearest(self, factor: float, x: int) -> int:
+        return self.graph.node("resize", "nearest", float(factor), x)
 
-def _expect_srvgg(num_conv: int, upscale: int) -> _Expected:
-    """SRVGGNetCompact.forward (PReLU) as graph nodes."""
-    e = _Expected()
-    g = e.graph
-    x = g.node("input")
-    h = x
-    for i in range(num_conv + 1):
-        h = e.prelu(f"body.{2 * i + 1}", e.conv(f"body.{2 * i}", h))
-    last = e.conv(f"body.{2 * num_conv + 2}", h)
-    up = g.node("resize", "nearest", float(upscale), x)
-    e.output = g.weighted_sum((1.0, g.node("shuffle", upscale, last)), (1.0, up))
-    return e
+    def pixel_shuffle(self, factor: int, x: int) -> int:
+        return self.graph.node("shuffle", factor, x)
 
 
 def _expected_for(arch: str, arch_kwargs: Mapping[str, int | str]) -> _Expected:
-    kw = dict(arch_kwargs)
-    if arch == "RRDBNet":
-        if int(kw.get("scale", 4)) != 4:
-            raise WeightsError("ncnn conversion supports RRDBNet scale 4 only (no pixel-unshuffle layer)")
-        return _expect_rrdbnet(int(kw.get("num_block", 23)))
-    if arch == "SRVGGNetCompact":
-        if kw.get("act_type", "prelu") != "prelu":
-            raise WeightsError("ncnn conversion supports SRVGGNetCompact with act_type 'prelu' only")
-        return _expect_srvgg(int(kw.get("num_conv", 16)), int(kw.get("upscale", 4)))
-    raise WeightsError(f"ncnn conversion does not support architecture {arch!r}")
+    try:
+        describe = generator_spec(arch).ncnn_graph
+        if describe is None:
+            raise ArchError(f"ncnn conversion does not support architecture {arch!r}")
+        expected = _Expected()
+        expected.output = describe(arch_kwargs, expected)
+    except ArchError as e:
+        raise WeightsError(str(e)) from None
+    return expected
 
 
 class _BinReader:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal, Mapping
-
-ArchName = Literal["RRDBNet", "SRVGGNetCompact"]
+from typing import Mapping
 
 
 @dataclass(frozen=True)
@@ -21,8 +19,8 @@ class ModelSpec:
 
     name: str
     """Name used on the command line and in ``load_model``."""
-    arch: ArchName
-    """Generator class in ``soccersr.archs``."""
+    arch: str
+    """Name of a generator in ``soccersr.archs.GENERATORS`` (``ArchSpec.name``)."""
     arch_kwargs: Mapping[str, int | str]
     """Keyword arguments for the generator's constructor."""
     net_scale: int
