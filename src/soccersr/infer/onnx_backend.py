@@ -30,6 +30,7 @@ from typing import Mapping
 import torch
 from torch import Tensor
 
+from soccersr.errors import UsageError
 from soccersr.infer.devices import activation_bytes_per_pixel, auto_batch_size, auto_tile_side, memory_budget
 from soccersr.infer.engine import DEFAULT_OVERLAP, TileEngine
 from soccersr.infer.tiling import Size
@@ -42,7 +43,7 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 
 
-class OnnxModelError(ValueError):
+class OnnxModelError(UsageError, ValueError):
     """An .onnx file cannot be used (message: the file and the reason, in one line)."""
 
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
+from soccersr.errors import SoccersrError
 from soccersr.io.atomic import atomic_write
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ STATE_FORMAT = "soccersr-train-state/1"
 _STATE_NAME = re.compile(r"^(\d+)\.state$")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(SoccersrError, RuntimeError):
     """A training-state file is missing, unreadable or not ours; the message names the file."""
 
 

@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from soccersr.degrade import TrainingPairPool
+from soccersr.errors import SoccersrError
 from soccersr.io.atomic import atomic_write_bytes
 from soccersr.train import checkpoint as ckpt
 from soccersr.train.build import (
@@ -50,7 +51,7 @@ from soccersr.train.step import Networks, StepOptions, train_step
 log = logging.getLogger(__name__)
 
 
-class TrainError(RuntimeError):
+class TrainError(SoccersrError, RuntimeError):
     """The run cannot start or continue; the message says why."""
 
 

@@ -14,10 +14,12 @@ from typing import Mapping
 
 import torch
 
+from soccersr.errors import UsageError
+
 log = logging.getLogger(__name__)
 
 
-class WeightsError(ValueError):
+class WeightsError(UsageError, ValueError):
     """A weights file or built-in model cannot be used. The message names the file and the reason.
 
     Defined here, the lowest layer of ``soccersr.weights``, so every module can raise it;
