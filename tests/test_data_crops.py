@@ -84,11 +84,11 @@ def test_multiscale_sizes() -> None:
     assert multiscale_sizes(300, 200) == [(225, 150), (150, 100), (100, 66)]  # no enlarged shortest-edge-400 copy
 
 
-def test_crops_cli_multiscale(tmp_path: Path, tiny_dir: Path) -> None:
+def test_crops_cli_multiscale(tmp_path: Path, soccer_crops: Path) -> None:
     src, out = tmp_path / "src", tmp_path / "out"
     src.mkdir()
     rng = np.random.default_rng(0)
-    image = cv2.resize(cv2.imread(str(tiny_dir / "01_players.png")), (640, 480), interpolation=cv2.INTER_CUBIC)
+    image = cv2.resize(cv2.imread(str(soccer_crops / "01_players.png")), (640, 480), interpolation=cv2.INTER_CUBIC)
     image = (image.astype(np.int16) + rng.integers(-3, 4, image.shape)).clip(0, 255).astype(np.uint8)
     cv2.imwrite(str(src / "frame.png"), image)
     args = ["crops", str(src), "-o", str(out), "--crop-size", "200", "--step", "100", "--multiscale", "--workers", "1"]

@@ -163,12 +163,15 @@ def test_all_bad_images_give_a_clear_error(tmp_path: Path) -> None:
         ds[0]
 
 
-def test_game_id(soccer_data: Path) -> None:
+def test_game_id() -> None:
     assert game_id("4b770a_1_4.jpg") == "4b770a"
     assert game_id(Path("/data/crops/4b770a_1_4T0_s001.png")) == "4b770a"
     assert game_id("08fd33_4_000123.png") == "08fd33"  # a frame of the DFL clip 08fd33_4.mp4
     with pytest.raises(ValueError, match="left_camera_000000.png: not a DFL frame name"):
         game_id("left_camera_000000.png")
+
+
+def test_game_ids_of_the_shared_frames(soccer_data: Path) -> None:
     ids = {game_id(p) for p in (soccer_data / "dfl-bundesliga").glob("*/*.jpg")}
     assert len(ids) == 15  # PROVENANCE.md: 15 game ids
     assert {"08fd33", "4b770a", "cd987c"} <= ids
@@ -179,17 +182,17 @@ def _write(path: Path, image: np.ndarray) -> None:
     cv2.imwrite(str(path), image)
 
 
-def test_paired_dataset_matches_by_stem_and_mod_crops(tmp_path: Path, tiny_dir: Path) -> None:
-    hr_image = cv2.imread(str(tiny_dir / "01_players.png"))  # 256x256
+def test_paired_dataset_matches_by_stem_and_mod_crops(tmp_path: Path, soccer_crops: Path) -> None:
+    hr_image = cv2.imread(str(soccer_crops / "01_players.png"))  # 192x192
     _write(tmp_path / "hr" / "players.jpg", hr_image)
-    _write(tmp_path / "lq" / "players.png", cv2.resize(hr_image, (64, 64), interpolation=cv2.INTER_AREA))
+    _write(tmp_path / "lq" / "players.png", cv2.resize(hr_image, (48, 48), interpolation=cv2.INTER_AREA))
     odd = _coordinate_image(50, 66)  # 66x50 HR for a 16x12 LQ: 2 px extra each way, mod-cropped
     _write(tmp_path / "hr" / "odd.png", odd)
     _write(tmp_path / "lq" / "odd.png", odd[::4, ::4][:12, :16])
     ds = PairedImageDataset(tmp_path / "lq", tmp_path / "hr", scale=4)
     assert len(ds) == 2
     first, second = ds[0], ds[1]
-    assert (second["name"], second["lq"].shape, second["gt"].shape) == ("players", (3, 64, 64), (3, 256, 256))
+    assert (second["name"], second["lq"].shape, second["gt"].shape) == ("players", (3, 48, 48), (3, 192, 192))
     assert (first["name"], first["lq"].shape, first["gt"].shape) == ("odd", (3, 12, 16), (3, 48, 64))
     expected = odd[:48, :64, ::-1].transpose(2, 0, 1).astype(np.float32) / 255
     np.testing.assert_array_equal(first["gt"].numpy(), expected)

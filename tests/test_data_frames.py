@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -120,7 +121,9 @@ def test_real_clips_keyframes(soccer_data: Path, tmp_path: Path) -> None:
     assert cv2.imread(str(tmp_path / "left_camera_000000.png")).shape == (1728, 3072, 3)
 
 
-def test_real_clip_every_matches_shared_crop(soccer_data: Path, tiny_dir: Path, tmp_path: Path) -> None:
+def test_real_clip_every_matches_shared_crops(
+    soccer_data: Path, tiny_dir: Path, soccer_crops: Path, tmp_path: Path
+) -> None:
     clip = soccer_data / "soccertrack-wideview" / "right_camera.mp4"
     args = ["frames", str(clip), "-o", str(tmp_path), "--every", "1.2", "--max-frames", "2", "--min-diff", "0"]
     assert main(args) == 0
@@ -129,6 +132,22 @@ def test_real_clip_every_matches_shared_crop(soccer_data: Path, tiny_dir: Path, 
     frame = cv2.imread(str(tmp_path / "right_camera_000030.png"))
     reference = cv2.imread(str(tiny_dir / "06_wideview_painted_text_ball.png"))
     np.testing.assert_array_equal(frame[1400:1656, 2300:2556], reference)
+    # The committed test crops of this clip come from the same frame (tests/data/make_soccertrack_crops.py).
+    for name, (clip_name, (x0, y0)) in _soccertrack_crops_table().items():
+        if clip_name == clip.name:
+            region = frame[y0 : y0 + 384, x0 : x0 + 384]
+            expected = cv2.imread(str(soccer_crops / name))
+            np.testing.assert_array_equal(cv2.resize(region, (192, 192), interpolation=cv2.INTER_AREA), expected, name)
+
+
+def _soccertrack_crops_table() -> dict[str, tuple[str, tuple[int, int]]]:
+    script = Path(__file__).parent / "data" / "make_soccertrack_crops.py"
+    spec = importlib.util.spec_from_file_location("make_soccertrack_crops", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (module.BOX, module.SIZE, module.FRAME) == (384, 192, 30)
+    return module.CROPS
 
 
 def test_resume_after_interruption(synthetic_video: Path, tmp_path: Path, monkeypatch, capsys) -> None:

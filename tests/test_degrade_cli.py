@@ -13,12 +13,12 @@ from soccersr.commands.degrade import image_seed
 
 
 @pytest.fixture()
-def hr_dir(tmp_path: Path, tiny_dir: Path) -> Path:
+def hr_dir(tmp_path: Path, soccer_crops: Path) -> Path:
     hr = tmp_path / "hr"
     (hr / "sub").mkdir(parents=True)
-    shutil.copy(tiny_dir / "01_players.png", hr / "a.png")
+    shutil.copy(soccer_crops / "01_players.png", hr / "a.png")
     # A JPEG copy of another crop, in a subfolder, with an odd size (cropped to a multiple of 4).
-    img = cv2.imread(str(tiny_dir / "02_grass.png"))[:250, :199]
+    img = cv2.imread(str(soccer_crops / "02_grass.png"))[:190, :150]
     cv2.imwrite(str(hr / "sub" / "b.jpg"), img)
     return hr
 
@@ -27,8 +27,8 @@ def test_degrade_writes_deterministic_pngs(hr_dir: Path, tmp_path: Path, capsys:
     out = tmp_path / "lq"
     assert main(["degrade", str(hr_dir), "-o", str(out), "--scale", "4", "--seed", "5"]) == 0
     a, b = out / "a.png", out / "sub" / "b.png"
-    assert cv2.imread(str(a)).shape == (64, 64, 3)
-    assert cv2.imread(str(b)).shape == (62, 49, 3)
+    assert cv2.imread(str(a)).shape == (48, 48, 3)
+    assert cv2.imread(str(b)).shape == (47, 37, 3)
     assert "2 LQ images written" in capsys.readouterr().out
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary files left
 
@@ -42,7 +42,7 @@ def test_degrade_writes_deterministic_pngs(hr_dir: Path, tmp_path: Path, capsys:
     assert (other / "a.png").read_bytes() != a.read_bytes()
 
 
-def test_adding_a_file_changes_no_other_output(hr_dir: Path, tmp_path: Path, tiny_dir: Path) -> None:
+def test_adding_a_file_changes_no_other_output(hr_dir: Path, tmp_path: Path, soccer_crops: Path) -> None:
     solo = tmp_path / "solo"
     solo.mkdir()
     shutil.copy(hr_dir / "a.png", solo / "a.png")

@@ -27,10 +27,10 @@ def test_quality_to_scale_matches_the_official_mapping() -> None:
     torch.testing.assert_close(quality_to_scale(q), expected)
 
 
-def test_close_to_opencv_jpeg_on_real_crops(tiny_dir: Path) -> None:
+def test_close_to_opencv_jpeg_on_real_crops(soccer_crops: Path) -> None:
     """Same quality through libjpeg: PSNR between the two decoded images is high (measured 43.7 dB at q50)."""
     psnrs = []
-    for path in sorted(tiny_dir.glob("*.png"))[:3]:
+    for path in sorted(soccer_crops.glob("*.png"))[:3]:
         img = _load(path)
         ours = jpeg_compress(img, torch.tensor([50.0]))[0].permute(1, 2, 0).numpy()
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)

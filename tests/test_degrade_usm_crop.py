@@ -29,8 +29,8 @@ def test_gaussian_kernel_matches_opencv() -> None:
     assert gaussian_kernel_1d(51).numel() == 51
 
 
-def test_usm_matches_the_opencv_reference(tiny_dir: Path) -> None:
-    bgr = cv2.imread(str(tiny_dir / "04_lines.png"), cv2.IMREAD_COLOR)[:96, :80]
+def test_usm_matches_the_opencv_reference(soccer_crops: Path) -> None:
+    bgr = cv2.imread(str(soccer_crops / "04_lines.png"), cv2.IMREAD_COLOR)[:96, :80]
     rgb = np.ascontiguousarray(bgr[..., ::-1]).astype(np.float32) / 255
     ours = usm_sharp(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
     np.testing.assert_allclose(ours, _usm_reference(rgb), atol=2e-5)

@@ -26,6 +26,15 @@ def test_read_boxes_parses_yolo_lines(tmp_path: Path) -> None:
     assert read_boxes(path) == [Box(2, 0.5, 0.25, 0.1, 0.2), Box(0, 0.1, 0.1, 0.01, 0.01)]
 
 
+def test_read_boxes_accepts_a_class_written_as_a_float(tmp_path: Path) -> None:
+    # Some YOLO exporters write "2.0"; it was reported as "not numbers".
+    path = tmp_path / "a.txt"
+    path.write_text("2.0 0.5 0.25 0.1 0.2\n0.0 0.1 0.1 0.01 0.01\n3 0.2 0.2 0.1 0.1\n")
+    boxes = read_boxes(path)
+    assert boxes == [Box(2, 0.5, 0.25, 0.1, 0.2), Box(0, 0.1, 0.1, 0.01, 0.01), Box(3, 0.2, 0.2, 0.1, 0.1)]
+    assert all(type(b.cls) is int for b in boxes)
+
+
 def test_read_boxes_of_the_shared_labels(soccer_data: Path) -> None:
     boxes = read_boxes(soccer_data / "dfl-bundesliga" / "labels" / "4b770a_1_4.txt")
     assert boxes and {b.cls for b in boxes} <= {0, 1, 2, 3}
@@ -35,7 +44,11 @@ def test_read_boxes_of_the_shared_labels(soccer_data: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "match"),
     [("2 0.5 0.5 0.1\n", "a.txt:1: expected 'class cx cy w h'"), ("\nx 0.5 0.5 0.1 0.1\n", "a.txt:2: not numbers"),
-     ("2 0.5 0.5 -0.1 0.1\n", "a.txt:1: invalid box")],
+     ("2 0.5 0.5 -0.1 0.1\n", "a.txt:1: invalid box"),
+     ("2.5 0.5 0.5 0.1 0.1\n", "a.txt:1: class '2.5' is not a whole number"),
+     ("-1 0.5 0.5 0.1 0.1\n", "a.txt:1: class '-1' is not a whole number >= 0"),
+     ("nan 0.5 0.5 0.1 0.1\n", "a.txt:1: class 'nan' is not a whole number"),
+     ("2 0.5 0.5 0.1 abc\n", "a.txt:1: not numbers")],
 )  # fmt: skip
 def test_read_boxes_names_file_and_line(tmp_path: Path, text: str, match: str) -> None:
     path = tmp_path / "a.txt"

@@ -36,7 +36,7 @@ def _read(path: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def setup(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def setup(soccer_crops: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("eval")
     # Zeroed convs: the network is exactly a nearest-neighbour x4 upsampler. Random weights: worse.
     _save_model(root / "nearest.pth", std=0.0)
@@ -44,14 +44,14 @@ def setup(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     hr = root / "hr"
     hr.mkdir()
     for name in NAMES:  # 130x98: not multiples of 4, so the mod-crop is exercised
-        cv2.imwrite(str(hr / name), cv2.imread(str(tiny_dir / name))[40:138, 60:190])
+        cv2.imwrite(str(hr / name), cv2.imread(str(soccer_crops / name))[40:138, 60:190])
     boxes = root / "boxes"
     boxes.mkdir()
     # A player (30% x 40%), a referee too small for SSIM, and the ball (never counted).
     (boxes / "01_players.txt").write_text("2 0.5 0.5 0.3 0.4\n3 0.2 0.3 0.04 0.05\n0 0.7 0.7 0.02 0.02\n")
     (boxes / "04_lines.txt").write_text("1 0.3 0.6 0.25 0.35\n")
     params = root / "niqe.npz"
-    assert main(["eval", "fit-niqe", str(tiny_dir), "-o", str(params), "--patch-size", "32"]) == 0
+    assert main(["eval", "fit-niqe", str(soccer_crops), "-o", str(params), "--patch-size", "32"]) == 0
     report = root / "report"
     argv = ["eval", "--model", str(root / "nearest.pth"), "--model", str(root / "random.pth"), "--hr", str(hr),
             "--boxes", str(boxes), "--report", str(report), "--niqe-params", str(params), "--seed", str(SEED),

@@ -19,10 +19,10 @@ from soccersr.weights.model import SRModel
 from tiny_models import tiny_model
 
 
-def real_crops(tiny_dir: Path, batch: int, height: int, width: int) -> torch.Tensor:
+def real_crops(soccer_crops: Path, batch: int, height: int, width: int) -> torch.Tensor:
     """(B, 3, H, W) RGB float crops of the real soccer images."""
     crops = []
-    for i, path in enumerate(sorted(tiny_dir.glob("*.png"))[:batch]):
+    for i, path in enumerate(sorted(soccer_crops.glob("*.png"))[:batch]):
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         assert bgr is not None, path
         top, left = 40 + 11 * i, 60 + 7 * i
@@ -48,7 +48,7 @@ def torch_out(model: SRModel, x: torch.Tensor) -> np.ndarray:
         ("SRVGGNetCompact", 4, (37, 53), (148, 212)),
     ],
 )
-def test_onnx_matches_pytorch_on_real_crops_at_two_sizes(tiny_dir: Path, tmp_path: Path, arch, scale, size, out_size) -> None:
+def test_onnx_matches_pytorch_on_real_crops_at_two_sizes(soccer_crops: Path, tmp_path: Path, arch, scale, size, out_size) -> None:
     model = tiny_model(arch, scale=scale)
     path = tmp_path / "model.onnx"
     result = export_onnx(model, path)
@@ -56,23 +56,23 @@ def test_onnx_matches_pytorch_on_real_crops_at_two_sizes(tiny_dir: Path, tmp_pat
     assert result.max_abs_diff <= 1e-3
 
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
-    x = real_crops(tiny_dir, 1, *size)
+    x = real_crops(soccer_crops, 1, *size)
     got = run_onnx(path, x)
     assert got.shape == (1, 3, *out_size)
     assert max_abs_diff(got, torch_out(model, x)) < 1e-4
     # A second size and batch 2 through the same file: the axes are really dynamic.
-    x2 = real_crops(tiny_dir, 2, 22, 30)
+    x2 = real_crops(soccer_crops, 2, 22, 30)
     got2 = run_onnx(path, x2)
     assert got2.shape == (2, 3, 22 * scale, 30 * scale)
     assert max_abs_diff(got2, torch_out(model, x2)) < 1e-4
 
 
-def test_rrdbnet_x1_pixel_unshuffle_by_4(tmp_path: Path, tiny_dir: Path) -> None:
+def test_rrdbnet_x1_pixel_unshuffle_by_4(tmp_path: Path, soccer_crops: Path) -> None:
     model = tiny_model("RRDBNet", scale=1)
     path = tmp_path / "x1.onnx"
     result = export_onnx(model, path)
     assert result.probe_shapes == ((1, 3, 40, 56), (2, 3, 32, 24))  # rounded up to multiples of 4
-    x = real_crops(tiny_dir, 2, 36, 44)
+    x = real_crops(soccer_crops, 2, 36, 44)
     assert max_abs_diff(run_onnx(path, x), torch_out(model, x)) < 1e-4
 
 
@@ -122,7 +122,7 @@ def test_rrdbnet_x2_metadata_size_multiple(tmp_path: Path) -> None:
     assert (meta["size_multiple"], meta["scale"], meta["net_scale"], meta["post_resize"]) == ("2", "2", "2", "none")
 
 
-def test_fp16_export_has_half_weights_and_float_interface(tmp_path: Path, tiny_dir: Path) -> None:
+def test_fp16_export_has_half_weights_and_float_interface(tmp_path: Path, soccer_crops: Path) -> None:
     model = tiny_model("RRDBNet", scale=4)
     path = tmp_path / "fp16.onnx"
     result = export_onnx(model, path, fp16=True)
@@ -134,7 +134,7 @@ def test_fp16_export_has_half_weights_and_float_interface(tmp_path: Path, tiny_d
     assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert {p.key: p.value for p in proto.metadata_props}["precision"] == "fp16"
 
-    x = real_crops(tiny_dir, 1, 37, 53)
+    x = real_crops(soccer_crops, 1, 37, 53)
     got, want = run_onnx(path, x), torch_out(model, x)
     diff = max_abs_diff(got, want)
     # float16 really is used (not an fp32 graph), and stays close to float32 PyTorch.

@@ -118,7 +118,8 @@ def test_cli_export_safetensors_then_onnx(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["export", "--model", "no-such-model", "-o", str(tmp_path / "x.onnx")]) == 1
+    # An unknown --model is a usage error (exit 2), as in `soccersr upscale`.
+    assert main(["export", "--model", "no-such-model", "-o", str(tmp_path / "x.onnx")]) == 2
     assert "no-such-model" in capsys.readouterr().err
     assert main(["export", "--model", "x4plus", "-o", str(tmp_path / "x.bin")]) == 2
     assert "pass --format onnx or --format safetensors" in capsys.readouterr().err

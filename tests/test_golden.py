@@ -1,13 +1,16 @@
 """Golden outputs of the built-in models on a committed 24x32 crop of a real soccer frame.
 
+The input is cut from tests/data/soccertrack/01_players.png (SoccerTrack demo clips, MIT): the
+head and shirt of the player #42.
+
 The expected 8-bit PNGs live in tests/golden/. A change in conversion, architecture or loading that
 moves any output pixel by more than 1 level fails here (1 level is allowed: float rounding differs
 between CPUs). To regenerate after an intended change, run
 
     SOCCERSR_REGEN_GOLDEN=1 python -m pytest tests/test_golden.py
 
-which re-crops the input from the shared soccer data and rewrites the files; review the images
-before committing them.
+which re-crops the input from the committed SoccerTrack crop and rewrites the files; review the
+images before committing them.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from soccersr.weights import load_model
 GOLDEN = Path(__file__).parent / "golden"
 INPUT = GOLDEN / "players_24x32.png"
 REGENERATE = os.environ.get("SOCCERSR_REGEN_GOLDEN") == "1"
-CROP = (slice(62, 86), slice(174, 206))  # rows, cols of tiny/01_players.png: a player and the pitch line
+CROP = (slice(78, 102), slice(126, 158))  # rows, cols of tests/data/soccertrack/01_players.png: player #42
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -42,8 +45,8 @@ def _write_rgb(path: Path, rgb: np.ndarray) -> None:
 @pytest.fixture(scope="module")
 def golden_input(request: pytest.FixtureRequest) -> np.ndarray:
     if REGENERATE:
-        tiny_dir: Path = request.getfixturevalue("tiny_dir")
-        _write_rgb(INPUT, _read_rgb(tiny_dir / "01_players.png")[CROP])
+        soccer_crops: Path = request.getfixturevalue("soccer_crops")
+        _write_rgb(INPUT, _read_rgb(soccer_crops / "01_players.png")[CROP])
     rgb = _read_rgb(INPUT)
     assert rgb.shape == (24, 32, 3)
     return rgb

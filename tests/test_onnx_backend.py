@@ -107,8 +107,8 @@ def rrdb_x4(tmp_path_factory: pytest.TempPathFactory) -> tuple[SRModel, Path]:
     return model, path
 
 
-def real_crop(tiny_dir: Path, height: int, width: int, index: int = 0) -> torch.Tensor:
-    bgr = cv2.imread(str(sorted(tiny_dir.glob("*.png"))[index]), cv2.IMREAD_COLOR)
+def real_crop(soccer_crops: Path, height: int, width: int, index: int = 0) -> torch.Tensor:
+    bgr = cv2.imread(str(sorted(soccer_crops.glob("*.png"))[index]), cv2.IMREAD_COLOR)
     rgb = bgr[30 : 30 + height, 50 : 50 + width, ::-1].astype(np.float32) / 255.0
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
 
@@ -125,9 +125,9 @@ def test_runner_reads_metadata(rrdb_x4: tuple[SRModel, Path]) -> None:
 
 
 @pytest.mark.parametrize("tile", [0, 24])
-def test_same_result_as_the_pytorch_engine(rrdb_x4: tuple[SRModel, Path], tiny_dir: Path, tile: int) -> None:
+def test_same_result_as_the_pytorch_engine(rrdb_x4: tuple[SRModel, Path], soccer_crops: Path, tile: int) -> None:
     model, path = rrdb_x4
-    x = torch.cat([real_crop(tiny_dir, 30, 41, 0), real_crop(tiny_dir, 30, 41, 3)])
+    x = torch.cat([real_crop(soccer_crops, 30, 41, 0), real_crop(soccer_crops, 30, 41, 3)])
     calls: list[tuple[int, int]] = []
     ort_up = load_onnx_upscaler(path, device="cpu", tile=tile, tile_overlap=8)
     got = ort_up.upscale(x, progress=lambda done, total: calls.append((done, total)))
@@ -138,14 +138,14 @@ def test_same_result_as_the_pytorch_engine(rrdb_x4: tuple[SRModel, Path], tiny_d
     assert calls[0] == (0, n_tiles) and calls[-1] == (n_tiles, n_tiles)
 
 
-def test_post_resize_and_size_multiple_come_from_the_metadata(tmp_path: Path, tiny_dir: Path) -> None:
+def test_post_resize_and_size_multiple_come_from_the_metadata(tmp_path: Path, soccer_crops: Path) -> None:
     # Compact x4 network as an x2 model (animevideov3-x2): the engine must apply the x0.5 resize.
     compact = tiny_model("SRVGGNetCompact", scale=4, model_scale=2)
     export_onnx(compact, tmp_path / "compact-x2.onnx")
     # RRDBNet x2: inputs padded to a multiple of 2 by the engine (odd size here).
     rrdb2 = tiny_model("RRDBNet", scale=2)
     export_onnx(rrdb2, tmp_path / "rrdb-x2.onnx")
-    x = real_crop(tiny_dir, 33, 47, 1)
+    x = real_crop(soccer_crops, 33, 47, 1)
     for model, name in ((compact, "compact-x2.onnx"), (rrdb2, "rrdb-x2.onnx")):
         got = load_onnx_upscaler(tmp_path / name, device="cpu", tile=0).upscale(x)
         want = Upscaler(model, device="cpu", tile=0).upscale(x)
@@ -153,7 +153,7 @@ def test_post_resize_and_size_multiple_come_from_the_metadata(tmp_path: Path, ti
         assert (got - want).abs().max().item() < 1e-4, name
 
 
-def test_out_of_memory_from_onnxruntime_makes_the_engine_split(rrdb_x4: tuple[SRModel, Path], tiny_dir: Path) -> None:
+def test_out_of_memory_from_onnxruntime_makes_the_engine_split(rrdb_x4: tuple[SRModel, Path], soccer_crops: Path) -> None:
     _model, path = rrdb_x4
     runner = OnnxRunner(path)
     real_session = runner._session
@@ -169,7 +169,7 @@ def test_out_of_memory_from_onnxruntime_makes_the_engine_split(rrdb_x4: tuple[SR
             return real_session.run(names, feeds)
 
     runner._session = TightMemory()
-    x = real_crop(tiny_dir, 40, 40, 2)
+    x = real_crop(soccer_crops, 40, 40, 2)
     got = TileEngine(runner, runner.info, tile=16, tile_overlap=4, batch_size=4).upscale(x)
     want = load_onnx_upscaler(path, device="cpu", tile=16, tile_overlap=4, batch_size=1).upscale(x)
     assert seen[:3] == [4, 2, 1]  # halved twice, then it fits
@@ -188,13 +188,13 @@ def test_other_runtime_errors_pass_through(rrdb_x4: tuple[SRModel, Path]) -> Non
         runner.run(torch.zeros(1, 3, 8, 8))
 
 
-def test_fp16_file_through_the_engine(tmp_path: Path, tiny_dir: Path) -> None:
+def test_fp16_file_through_the_engine(tmp_path: Path, soccer_crops: Path) -> None:
     model = tiny_model("SRVGGNetCompact")
     path = tmp_path / "half.onnx"
     export_onnx(model, path, fp16=True)
     runner = OnnxRunner(path)
     assert runner.reduced_precision
-    x = real_crop(tiny_dir, 20, 28, 4)
+    x = real_crop(soccer_crops, 20, 28, 4)
     got = load_onnx_upscaler(path, device="cpu", precision="fp16").upscale(x)
     want = Upscaler(model, device="cpu").upscale(x)
     assert 0 < (got - want).abs().max().item() < 1e-2
@@ -216,13 +216,13 @@ def test_file_errors(tmp_path: Path, rrdb_x4: tuple[SRModel, Path]) -> None:
         OnnxRunner(bare)
 
 
-def test_same_output_files_as_the_pytorch_engine(rrdb_x4: tuple[SRModel, Path], tiny_dir: Path, tmp_path: Path) -> None:
+def test_same_output_files_as_the_pytorch_engine(rrdb_x4: tuple[SRModel, Path], soccer_crops: Path, tmp_path: Path) -> None:
     """Whole path: read PNG -> engine -> write PNG; the files agree within 1 level of 8 bits."""
     model, path = rrdb_x4
     src = tmp_path / "in"
     src.mkdir()
     for i, name in enumerate(("a.png", "b.png")):
-        crop = (real_crop(tiny_dir, 37, 53, i)[0].numpy().transpose(1, 2, 0)[:, :, ::-1] * 255).round().astype(np.uint8)
+        crop = (real_crop(soccer_crops, 37, 53, i)[0].numpy().transpose(1, 2, 0)[:, :, ::-1] * 255).round().astype(np.uint8)
         cv2.imwrite(str(src / name), crop)
     jobs, failures = discover([src])
     assert len(jobs) == 2 and not failures
@@ -241,7 +241,7 @@ def test_same_output_files_as_the_pytorch_engine(rrdb_x4: tuple[SRModel, Path], 
         assert a.std() > 5  # a real picture, not a flat one
 
 
-def test_upscale_command_picks_onnxruntime_for_an_onnx_model(rrdb_x4: tuple[SRModel, Path], tiny_dir: Path,
+def test_upscale_command_picks_onnxruntime_for_an_onnx_model(rrdb_x4: tuple[SRModel, Path], soccer_crops: Path,
                                                               tmp_path: Path) -> None:
     """`soccersr upscale --model FILE.onnx` (engine auto) and `--model FILE.safetensors` write the same
     image within 1 level; a wrong --engine for the file is a one-line error, not a traceback."""
@@ -254,7 +254,7 @@ def test_upscale_command_picks_onnxruntime_for_an_onnx_model(rrdb_x4: tuple[SRMo
     save_file(model.net.state_dict(), str(weights))
     src = tmp_path / "in"
     src.mkdir()
-    crop = (real_crop(tiny_dir, 30, 41)[0].numpy().transpose(1, 2, 0)[:, :, ::-1] * 255).round().astype(np.uint8)
+    crop = (real_crop(soccer_crops, 30, 41)[0].numpy().transpose(1, 2, 0)[:, :, ::-1] * 255).round().astype(np.uint8)
     cv2.imwrite(str(src / "a.png"), crop)
     for name, model_file in (("onnx", onnx_path), ("torch", weights)):
         assert main(["upscale", str(src), "-o", str(tmp_path / name), "--model", str(model_file), "--device", "cpu",

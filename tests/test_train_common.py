@@ -13,13 +13,13 @@ from soccersr.train.config import load_config
 REPO = Path(__file__).resolve().parents[1]
 
 
-def write_meta(tmp_path: Path, tiny_dir: Path) -> Path:
+def write_meta(tmp_path: Path, soccer_crops: Path) -> Path:
     meta = tmp_path / "meta_info.txt"
-    meta.write_text("".join(f"{p.name}\n" for p in sorted(tiny_dir.glob("*.png"))), encoding="utf-8")
+    meta.write_text("".join(f"{p.name}\n" for p in sorted(soccer_crops.glob("*.png"))), encoding="utf-8")
     return meta
 
 
-def tiny_raw(tmp_path: Path, tiny_dir: Path, *, gan: bool = False, total_iter: int = 4) -> dict[str, Any]:
+def tiny_raw(tmp_path: Path, soccer_crops: Path, *, gan: bool = False, total_iter: int = 4) -> dict[str, Any]:
     """A real but tiny run: 1-block RRDBNet with 8 features, 8-feature D, 32 px GT, batch 2, pool 4."""
     raw: dict[str, Any] = {
         "name": "tiny",
@@ -28,8 +28,8 @@ def tiny_raw(tmp_path: Path, tiny_dir: Path, *, gan: bool = False, total_iter: i
         "manual_seed": 0,
         "datasets": {
             "train": {
-                "dataroot_gt": str(tiny_dir),
-                "meta_info": str(write_meta(tmp_path, tiny_dir)),
+                "dataroot_gt": str(soccer_crops),
+                "meta_info": str(write_meta(tmp_path, soccer_crops)),
                 "gt_size": 32,
                 "crop_pad_size": 64,
                 "queue_size": 4,

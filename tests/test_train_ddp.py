@@ -38,8 +38,8 @@ def _worker(rank: int, world_size: int, port: int, raw: dict, out_dir: str) -> N
     torch.save({"iteration": result.iteration, "losses": result.losses}, Path(out_dir) / f"result_rank{rank}.pt")
 
 
-def test_two_gloo_processes_stay_in_sync(tmp_path: Path, tiny_dir: Path) -> None:
-    raw = tiny_raw(tmp_path, tiny_dir, gan=True, total_iter=3)
+def test_two_gloo_processes_stay_in_sync(tmp_path: Path, soccer_crops: Path) -> None:
+    raw = tiny_raw(tmp_path, soccer_crops, gan=True, total_iter=3)
     mp.spawn(_worker, args=(2, _free_port(), raw, str(tmp_path)), nprocs=2, join=True)
 
     results = [torch.load(tmp_path / f"result_rank{r}.pt", weights_only=True) for r in (0, 1)]

@@ -22,8 +22,8 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_realesrnet_l1_goes_down_and_lr_steps_at_the_milestone(tmp_path: Path, tiny_dir: Path, capsys) -> None:
-    raw = tiny_raw(tmp_path, tiny_dir, total_iter=20)
+def test_realesrnet_l1_goes_down_and_lr_steps_at_the_milestone(tmp_path: Path, soccer_crops: Path, capsys) -> None:
+    raw = tiny_raw(tmp_path, soccer_crops, total_iter=20)
     raw["train"]["scheduler"] = {"milestones": [14], "gamma": 0.5}
     config = tmp_path / "esrnet.yml"
     config.write_text(yaml.safe_dump(raw))
@@ -44,11 +44,11 @@ def test_realesrnet_l1_goes_down_and_lr_steps_at_the_milestone(tmp_path: Path, t
     assert set(torch.load(exp / "models" / "net_g_20.pth", weights_only=True)) == {"params_ema"}  # the lean default
 
 
-def _val_set(tmp_path: Path, tiny_dir: Path) -> tuple[Path, Path]:
+def _val_set(tmp_path: Path, soccer_crops: Path) -> tuple[Path, Path]:
     lq_dir, hr_dir = tmp_path / "val" / "lq", tmp_path / "val" / "hr"
     lq_dir.mkdir(parents=True)
     hr_dir.mkdir(parents=True)
-    for path in sorted(tiny_dir.glob("*.png"))[:2]:
+    for path in sorted(soccer_crops.glob("*.png"))[:2]:
         hr = cv2.imread(str(path))[:64, :64]
         cv2.imwrite(str(hr_dir / path.name), hr)
         cv2.imwrite(str(lq_dir / path.name), cv2.resize(hr, (16, 16), interpolation=cv2.INTER_AREA))
@@ -72,11 +72,11 @@ def _tensors(path: Path) -> dict[str, torch.Tensor]:
     return walk(torch.load(path, weights_only=True), "")
 
 
-def test_realesrgan_resume_is_bit_identical_even_after_a_corrupt_checkpoint(tmp_path: Path, tiny_dir: Path) -> None:
+def test_realesrgan_resume_is_bit_identical_even_after_a_corrupt_checkpoint(tmp_path: Path, soccer_crops: Path) -> None:
     from soccersr.weights import load_model
 
-    lq_dir, hr_dir = _val_set(tmp_path, tiny_dir)
-    raw = tiny_raw(tmp_path, tiny_dir, gan=True, total_iter=4)
+    lq_dir, hr_dir = _val_set(tmp_path, soccer_crops)
+    raw = tiny_raw(tmp_path, soccer_crops, gan=True, total_iter=4)
     raw["datasets"]["val"] = {"dataroot_lq": str(lq_dir), "dataroot_gt": str(hr_dir)}
     raw["val"] = {"val_freq": 2, "save_img": True}
     raw["logger"].update(save_checkpoint_freq=2, keep_checkpoints=2, save_weights="all")
@@ -122,7 +122,7 @@ def test_realesrgan_resume_is_bit_identical_even_after_a_corrupt_checkpoint(tmp_
     assert [r["iteration"] for r in _rows(b / "logs" / "val.csv")] == ["2", "4"]
 
 
-def test_finetune_starts_from_pretrained_g_ema_and_d(tmp_path: Path, tiny_dir: Path) -> None:
+def test_finetune_starts_from_pretrained_g_ema_and_d(tmp_path: Path, soccer_crops: Path) -> None:
     from soccersr.archs import RRDBNet, UNetDiscriminatorSN
 
     torch.manual_seed(11)
@@ -131,7 +131,7 @@ def test_finetune_starts_from_pretrained_g_ema_and_d(tmp_path: Path, tiny_dir: P
     g_file, d_file = tmp_path / "net_g_pre.pth", tmp_path / "net_d_pre.pth"
     torch.save({"params": params.state_dict(), "params_ema": params_ema.state_dict()}, g_file)
     torch.save({"params": d.state_dict()}, d_file)
-    raw = tiny_raw(tmp_path, tiny_dir, gan=True, total_iter=1)
+    raw = tiny_raw(tmp_path, soccer_crops, gan=True, total_iter=1)
     raw["path"].update(pretrain_network_g=str(g_file), param_key_g="params", pretrain_network_d=str(d_file))
     raw["logger"]["save_weights"] = "all"  # G's params and D too, to compare them with the files
     raw["train"]["optim_g"]["lr"] = raw["train"]["optim_d"]["lr"] = 1e-9  # one step that barely moves
@@ -151,10 +151,10 @@ def test_finetune_starts_from_pretrained_g_ema_and_d(tmp_path: Path, tiny_dir: P
         train(parse_config(raw), device="cpu")
 
 
-def test_gan_run_without_vgg_weights_stops_with_where_to_put_them(tmp_path: Path, tiny_dir: Path,
+def test_gan_run_without_vgg_weights_stops_with_where_to_put_them(tmp_path: Path, soccer_crops: Path,
                                                                   monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    raw = tiny_raw(tmp_path, tiny_dir, gan=True)
+    raw = tiny_raw(tmp_path, soccer_crops, gan=True)
     raw["train"]["allow_random_vgg"] = False
     config = tmp_path / "gan.yml"
     config.write_text(yaml.safe_dump(raw))
@@ -167,8 +167,8 @@ def test_gan_run_without_vgg_weights_stops_with_where_to_put_them(tmp_path: Path
                  "-o", "train.perceptual_opt.perceptual_weight=0", "-o", "train.total_iter=1"]) == 0
 
 
-def test_cli_reports_config_errors_with_exit_code_2(tmp_path: Path, tiny_dir: Path, capsys) -> None:
-    raw = tiny_raw(tmp_path, tiny_dir)
+def test_cli_reports_config_errors_with_exit_code_2(tmp_path: Path, soccer_crops: Path, capsys) -> None:
+    raw = tiny_raw(tmp_path, soccer_crops)
     raw["train"]["optim_g"]["lrr"] = 1
     config = tmp_path / "bad.yml"
     config.write_text(yaml.safe_dump(raw))
@@ -177,14 +177,14 @@ def test_cli_reports_config_errors_with_exit_code_2(tmp_path: Path, tiny_dir: Pa
     assert main(["train", "--config", str(tmp_path / "missing.yml")]) == 2
 
 
-def test_time_limit_stops_early_with_a_checkpoint_and_export(tmp_path: Path, tiny_dir: Path, monkeypatch) -> None:
+def test_time_limit_stops_early_with_a_checkpoint_and_export(tmp_path: Path, soccer_crops: Path, monkeypatch) -> None:
     """A fixed-length GPU session: the run ends at a logging step once the time is up, and what it
     trained is saved exactly as at total_iter."""
     import soccersr.train.loop as loop
 
     clock = iter(float(t) for t in range(0, 10_000, 30))  # every monotonic() call advances 30 s
     monkeypatch.setattr(loop.time, "monotonic", lambda: next(clock))
-    raw = tiny_raw(tmp_path, tiny_dir, total_iter=1000)
+    raw = tiny_raw(tmp_path, soccer_crops, total_iter=1000)
     raw["train"]["time_limit_min"] = 1.0
     raw["logger"]["print_freq"] = 2
     cfg = parse_config(raw)
@@ -196,8 +196,8 @@ def test_time_limit_stops_early_with_a_checkpoint_and_export(tmp_path: Path, tin
     assert (exp / "models" / "net_g_6.pth").is_file()
 
 
-def test_resume_with_another_pool_size_is_a_clear_error(tmp_path: Path, tiny_dir: Path, capsys) -> None:
-    raw = tiny_raw(tmp_path, tiny_dir, total_iter=2)
+def test_resume_with_another_pool_size_is_a_clear_error(tmp_path: Path, soccer_crops: Path, capsys) -> None:
+    raw = tiny_raw(tmp_path, soccer_crops, total_iter=2)
     config = tmp_path / "tiny.yml"
     config.write_text(yaml.safe_dump(raw))
     assert main(["train", "--config", str(config), "--device", "cpu"]) == 0

@@ -176,6 +176,45 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, suffix):
     assert not marker.exists()
 
 
+def _zip_pth_cut_in_half() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"params": {"w": torch.zeros(64)}}, buffer)
+    return buffer.getvalue()[: len(buffer.getvalue()) // 2]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes(), None),  # was "refused ... unsafe"
+        (b"hello world, this is not a model\n" * 4, "KeyError"),  # was an uncaught KeyError
+        (b"", "EOFError"),
+        (_zip_pth_cut_in_half(), "failed finding central directory"),
+    ],
+    ids=["random", "text", "empty", "truncated-zip"],
+)
+def test_garbage_pth_is_not_readable_rather_than_refused(tmp_path, data, reason):
+    path = tmp_path / "garbage.pth"
+    path.write_bytes(data)
+    with pytest.raises(WeightsError) as caught:
+        load_state_dict_file(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: not a readable PyTorch file (")
+    assert reason is None or reason in message
+    # torch's advice to retry with weights_only=False would run code from the file: never passed on.
+    assert "weights_only" not in message and "refused" not in message and "\n" not in message
+
+
+def test_pdparams_with_a_huge_binbytes8_length_is_a_clean_error(tmp_path):
+    # Protocol 4, BINBYTES8 with a length >= 2**63, then 3 bytes: 14 bytes, and an OverflowError escaped.
+    path = tmp_path / "huge.pdparams"
+    for length in (2**63, 2**64 - 1):
+        path.write_bytes(b"\x80\x04\x8e" + length.to_bytes(8, "little") + b"abc")
+        with pytest.raises(WeightsError, match=r"huge\.pdparams: not a readable \.pdparams pickle \(OverflowError"):
+            load_state_dict_file(path)
+
+
 def test_pdparams_refuses_eval_and_object_arrays(tmp_path):
     class _Eval:
         def __reduce__(self):

@@ -96,10 +96,10 @@ def test_anime_6b_converts():
 
 
 @pytest.fixture(scope="module")
-def crop(tiny_dir: Path) -> np.ndarray:
-    """A real 32x40 (non-square) RGB crop of a player, float32 CHW in [0, 1]."""
-    bgr = cv2.imread(str(tiny_dir / "01_players.png"), cv2.IMREAD_COLOR)
-    rgb = bgr[60:92, 170:210, ::-1]
+def crop(soccer_crops: Path) -> np.ndarray:
+    """A real 32x40 (non-square) RGB crop of a player (#42, blue), float32 CHW in [0, 1]."""
+    bgr = cv2.imread(str(soccer_crops / "01_players.png"), cv2.IMREAD_COLOR)
+    rgb = bgr[76:108, 122:162, ::-1]
     return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32) / 255.0
 
 

@@ -43,7 +43,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from soccersr.commands.extras import require
+
+    if args.multiscale:
+        require("--multiscale", "PIL")  # once here, not once per image in the workers
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from soccersr.data.crops import CropConfig, crop_folder, default_workers
     from soccersr.data.files import list_images
@@ -66,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     if total == 0:
         print(f"soccersr crops: error: {args.input}: no images", file=sys.stderr)
         return 1
-    with tqdm(total=total, unit="image", desc="crops") as bar:
+    # disable=None: a bar on a terminal only, never in a pipe or a log file.
+    with logging_redirect_tqdm(), tqdm(total=total, unit="image", desc="crops", disable=None) as bar:
 
         def progress(result: object) -> None:
             error = getattr(result, "error", None)

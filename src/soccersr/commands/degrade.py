@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from soccersr.data.files import write_rgb_png
     from soccersr.degrade import DegradationConfig, degrade_image
@@ -96,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
         return None
 
     written = 0
-    with ThreadPoolExecutor(max_workers=args.workers) as pool, tqdm(total=len(jobs), unit="img", desc="degrade") as bar:
+    # disable=None: a bar on a terminal only, never in a pipe or a log file.
+    bar = tqdm(total=len(jobs), unit="img", desc="degrade", disable=None)
+    with ThreadPoolExecutor(max_workers=args.workers) as pool, logging_redirect_tqdm(), bar:
         for error in pool.map(work, jobs):
             bar.update(1)
             if error is None:

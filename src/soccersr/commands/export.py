@@ -12,7 +12,6 @@ are written; see ``soccersr.export.onnx``. Run them with
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 FORMATS = {".onnx": "onnx", ".safetensors": "safetensors"}
@@ -42,45 +41,44 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from soccersr.commands.extras import require
+    from soccersr.errors import UsageError
+
     fmt = args.format or FORMATS.get(args.output.suffix.lower())
     if fmt is None:
-        print(
-            f"soccersr export: cannot tell the format of {args.output} from its suffix; "
-            "pass --format onnx or --format safetensors",
-            file=sys.stderr,
+        raise UsageError(
+            f"cannot tell the format of {args.output} from its suffix; pass --format onnx or --format safetensors"
         )
-        return 2
     if args.opset is not None and fmt != "onnx":
-        print("soccersr export: --opset applies only to --format onnx", file=sys.stderr)
-        return 2
+        raise UsageError("--opset applies only to --format onnx")
+
+    if fmt == "onnx":
+        require("ONNX export", "onnx", "onnxruntime")  # before the model loads: fail fast
 
     from soccersr.export import ExportError
-    from soccersr.weights import WeightsError, load_model
+    from soccersr.weights import load_model
     from soccersr.weights.zoo import DEFAULT_MODEL
 
-    try:
-        model = load_model(args.model or DEFAULT_MODEL)
-        if fmt == "onnx":
-            from soccersr.export.onnx import DEFAULT_OPSET, export_onnx
-            from soccersr.infer.onnx_backend import OnnxModelError
+    # WeightsError and ExportError are SoccersrErrors: cli.main prints them and returns their exit code.
+    model = load_model(args.model or DEFAULT_MODEL)
+    if fmt == "onnx":
+        from soccersr.export.onnx import DEFAULT_OPSET, export_onnx
+        from soccersr.infer.onnx_backend import OnnxModelError
 
-            try:
-                result = export_onnx(model, args.output, fp16=args.fp16, opset=args.opset or DEFAULT_OPSET)
-            except OnnxModelError as exc:  # ONNX Runtime could not load the fresh graph
-                raise ExportError(f"{args.output}: {exc}; nothing written") from None
-            print(
-                f"wrote {result.path} ({result.num_bytes / 2**20:.1f} MiB, ONNX opset {result.opset}, {result.precision}); "
-                f"max |ONNX Runtime - PyTorch| = {result.max_abs_diff:.2g} (tolerance {result.tolerance:g})"
-            )
-        else:
-            from soccersr.export.safetensors import export_safetensors
+        try:
+            result = export_onnx(model, args.output, fp16=args.fp16, opset=args.opset or DEFAULT_OPSET)
+        except OnnxModelError as exc:  # ONNX Runtime could not load the fresh graph
+            raise ExportError(f"{args.output}: {exc}; nothing written") from None
+        print(
+            f"wrote {result.path} ({result.num_bytes / 2**20:.1f} MiB, ONNX opset {result.opset}, {result.precision}); "
+            f"max |ONNX Runtime - PyTorch| = {result.max_abs_diff:.2g} (tolerance {result.tolerance:g})"
+        )
+    else:
+        from soccersr.export.safetensors import export_safetensors
 
-            result_st = export_safetensors(model, args.output, fp16=args.fp16)
-            print(
-                f"wrote {result_st.path} ({result_st.num_bytes / 2**20:.1f} MiB, {result_st.num_tensors} tensors, "
-                f"{result_st.precision})"
-            )
-    except (WeightsError, ExportError) as exc:
-        print(f"soccersr export: {exc}", file=sys.stderr)
-        return 1
+        result_st = export_safetensors(model, args.output, fp16=args.fp16)
+        print(
+            f"wrote {result_st.path} ({result_st.num_bytes / 2**20:.1f} MiB, {result_st.num_tensors} tensors, "
+            f"{result_st.precision})"
+        )
     return 0

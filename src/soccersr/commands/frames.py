@@ -32,7 +32,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from soccersr.commands.extras import require
+
+    require("reading videos", "av")
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from soccersr.data.frames import FrameConfig, VideoError, extract_frames
 
@@ -54,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"soccersr frames: error: {video}: no such file", file=sys.stderr)
             failures += 1
             continue
-        with tqdm(desc=video.name, unit="s", bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt}s [{elapsed}<{remaining}]") as bar:
+        bar_format = "{l_bar}{bar}| {n:.1f}/{total_fmt}s [{elapsed}<{remaining}]"
+        # disable=None: a bar on a terminal only, never in a pipe or a log file.
+        with logging_redirect_tqdm(), tqdm(desc=video.name, unit="s", bar_format=bar_format, disable=None) as bar:
 
             def progress(seconds: float, duration: float | None, bar: tqdm = bar) -> None:
                 if duration is not None and bar.total != round(duration, 1):

@@ -41,6 +41,7 @@ def _strip_comma(path: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from soccersr.data.meta import check_readable, relative_lines, write_meta_info
 
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     bad: dict[Path, str] = {}
     if args.check:
-        with tqdm(total=len(pairs), unit="image", desc="check") as bar:
+        # disable=None: a bar on a terminal only, never in a pipe or a log file.
+        with logging_redirect_tqdm(), tqdm(total=len(pairs), unit="image", desc="check", disable=None) as bar:
             bad = check_readable([path for path, _ in pairs], progress=lambda: bar.update(1))
         for reason in bad.values():
             print(f"soccersr meta: error: {reason}", file=sys.stderr)

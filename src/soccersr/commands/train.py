@@ -30,32 +30,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    prog = "soccersr train"
-    from soccersr.data.dataset import DatasetError
-    from soccersr.errors import SoccersrError
-    from soccersr.train import ConfigError, load_config, train
-    from soccersr.train.vgg import VGGWeightsError
-    from soccersr.weights import WeightsError
+    from soccersr.commands.extras import require
 
-    try:
-        cfg = load_config(args.config, args.override)
-    except ConfigError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
+    # The config is YAML and the datasets read image headers with pillow: both come with [train].
+    require("training", "yaml", "PIL")
+    from soccersr.train import ConfigError, load_config, train
+
+    # Every error of the run (config, data, checkpoints, VGG weights, ...) is a SoccersrError:
+    # cli.main prints its one line and returns its exit code (2 for a bad config, else 1).
+    cfg = load_config(args.config, args.override)
     try:
         result = train(cfg, resume=args.resume, auto_resume=args.auto_resume, device=args.device)
     except ConfigError as e:
-        print(f"{prog}: error: {args.config}: {e}", file=sys.stderr)
-        return 2
-    except SoccersrError as e:  # the run's own errors (TrainError, CheckpointError, ...): one line each
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except (VGGWeightsError, DatasetError, WeightsError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 1
+        raise ConfigError(f"{args.config}: {e}") from None
     except OSError as e:  # a log or validation folder that cannot be written, say
         where = f"{e.filename}: " if e.filename else ""
-        print(f"{prog}: error: {where}{e.strerror or e}", file=sys.stderr)
+        print(f"soccersr train: error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
     print(f"done: iteration {result.iteration}, outputs in {result.experiment_dir}")
     if result.last_state is not None:

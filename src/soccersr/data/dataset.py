@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from soccersr.data.files import ImageDecodeError, list_images, read_rgb_float
 from soccersr.data.meta import read_meta_info
+from soccersr.errors import SoccersrError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ _MAX_REPLACEMENTS = 20  # replacement images tried for one bad image before givi
 _GAME_ID = re.compile(r"^([0-9a-f]{6})_\d+", re.IGNORECASE)
 
 
-class DatasetError(ValueError):
+class DatasetError(SoccersrError, ValueError):
     """Bad training or validation data; the message names the files and the reason."""
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from soccersr.errors import SoccersrError
 from soccersr.io.atomic import atomic_write_bytes
 from soccersr.io.images import is_image_name
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(SoccersrError, ValueError):
     """An image file that cannot be read or decoded; the message names the file and the reason."""
 
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from soccersr.data.files import write_png
+from soccersr.errors import SoccersrError
 
 if TYPE_CHECKING:
     import av
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-class VideoError(ValueError):
+class VideoError(SoccersrError, ValueError):
     """A video that cannot be opened or decoded; the message names the file and the reason."""
 
 

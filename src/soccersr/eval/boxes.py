@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from soccersr.errors import SoccersrError
 from soccersr.eval.metrics import SSIM_WINDOW, psnr_from_mse, squared_error_sum, ssim_plane, y_channel
 
 BALL, GOALKEEPER, PLAYER, REFEREE = 0, 1, 2, 3
@@ -22,7 +23,7 @@ PERSON_CLASSES = frozenset({GOALKEEPER, PLAYER, REFEREE})
 DEFAULT_ENLARGE = 0.10
 
 
-class BoxFileError(ValueError):
+class BoxFileError(SoccersrError, ValueError):
     """A box file that cannot be parsed."""
 
 
@@ -69,13 +70,15 @@ def read_boxes(path: Path) -> list[Box]:
         if len(parts) != 5:
             raise BoxFileError(f"{path}:{lineno}: expected 'class cx cy w h', got {line.strip()!r}")
         try:
-            cls = int(parts[0])
-            cx, cy, w, h = (float(p) for p in parts[1:])
+            cls_value, cx, cy, w, h = (float(p) for p in parts)
         except ValueError:
             raise BoxFileError(f"{path}:{lineno}: not numbers: {line.strip()!r}") from None
+        # Some exporters write the class as a float ("2.0"); a fraction, NaN or a negative is no class.
+        if not cls_value.is_integer() or cls_value < 0:
+            raise BoxFileError(f"{path}:{lineno}: class {parts[0]!r} is not a whole number >= 0")
         if not all(math.isfinite(v) for v in (cx, cy, w, h)) or w < 0 or h < 0:
             raise BoxFileError(f"{path}:{lineno}: invalid box {line.strip()!r}")
-        boxes.append(Box(cls, cx, cy, w, h))
+        boxes.append(Box(int(cls_value), cx, cy, w, h))
     return boxes
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from soccersr import __version__
 from soccersr.data.files import list_images, write_rgb_png
+from soccersr.errors import UsageError
 from soccersr.eval.boxes import PixelBox, clip_box, person_boxes, read_boxes
 from soccersr.eval.report import write_text
 from soccersr.io.hashing import file_sha256
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 
-class EvalError(ValueError):
+class EvalError(UsageError, ValueError):
     """A bad evaluation setup or input (folders, models, sizes); the message names the cause."""
 
 

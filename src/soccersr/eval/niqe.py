@@ -35,6 +35,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from soccersr.errors import SoccersrError
 from soccersr.eval.metrics import y_channel
 from soccersr.io.atomic import atomic_write
 
@@ -49,7 +50,7 @@ _WINDOW_SIGMA = 7 / 6
 _GAMMA_GRID = np.arange(0.2, 10.001, 0.001)
 
 
-class NiqeError(ValueError):
+class NiqeError(SoccersrError, ValueError):
     """A NIQE parameters file that cannot be used, or an image too small to score."""
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from soccersr.errors import SoccersrError
 from soccersr.io.atomic import atomic_write_bytes
 
 __all__ = ["ExportError", "write_atomic"]
 
 
-class ExportError(ValueError):
+class ExportError(SoccersrError, ValueError):
     """An export failed; the message names the output file and the reason, in one line.
 
     When it is raised, nothing was written at the output path (exports are atomic).

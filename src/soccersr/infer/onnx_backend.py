@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from soccersr.archs import GENERATORS
-from soccersr.errors import SoccersrError
+from soccersr.errors import UsageError
 from soccersr.infer.devices import activation_bytes_per_pixel, auto_batch_size, auto_tile_side, memory_budget
 from soccersr.infer.engine import DEFAULT_OVERLAP, TileEngine
 from soccersr.infer.tiling import Size
@@ -45,12 +45,10 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 
 
-class OnnxModelError(SoccersrError, ValueError):
+class OnnxModelError(UsageError, ValueError):
     """An .onnx file cannot be used (message: the file and the reason, in one line).
 
-    Exit code 2: nothing can run without a model."""
-
-    exit_code = 2
+    Exit code 2 (a usage error): nothing can run without a model."""
 
 
 @dataclass(frozen=True)

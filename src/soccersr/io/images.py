@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from soccersr.errors import SoccersrError
 from soccersr.io import metadata
 from soccersr.io.atomic import atomic_write_bytes
 from soccersr.io.metadata import ContainerError
@@ -47,11 +48,11 @@ _MAX_SIDE = {"jpeg": 65_535, "webp": 16_383}
 _HEAD_BYTES = 32
 
 
-class ImageReadError(ValueError):
+class ImageReadError(SoccersrError, ValueError):
     """A file could not be read as an image; the message is "<path>: <reason>"."""
 
 
-class ImageWriteError(OSError):
+class ImageWriteError(SoccersrError, OSError):
     """An image could not be written; the message is "<path>: <reason>"."""
 
 

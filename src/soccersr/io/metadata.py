@@ -19,6 +19,8 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from soccersr.errors import SoccersrError
+
 logger = logging.getLogger(__name__)
 
 FORMATS = ("jpeg", "png", "webp", "tiff", "bmp")
@@ -34,7 +36,7 @@ _TAG_PIXEL_Y = 0xA003
 _TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
 
 
-class ContainerError(ValueError):
+class ContainerError(SoccersrError, ValueError):
     """The bytes are not a complete, supported image container (message: the reason only)."""
 
 

@@ -21,6 +21,7 @@ from typing import Any, Literal, Mapping, Sequence, Union, get_args, get_origin,
 
 from soccersr.archs import GENERATORS, UNetDiscriminatorSN, generator_spec
 from soccersr.degrade.config import DegradationConfig, StageConfig
+from soccersr.errors import UsageError
 
 Stage = Literal["RealESRNetModel", "RealESRGANModel"]
 ESRNET: Stage = "RealESRNetModel"
@@ -38,7 +39,7 @@ _OFFICIAL_UNUSED = frozenset(
 )
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """A bad training configuration; the message names the key path (and the file, when loaded from one)."""
 
 

@@ -15,6 +15,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from soccersr.errors import SoccersrError
+
 log = logging.getLogger(__name__)
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
@@ -45,7 +47,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class VGGWeightsError(RuntimeError):
+class VGGWeightsError(SoccersrError, RuntimeError):
     """The VGG19 ImageNet weights are missing or unreadable; the message says where to put them."""
 
 

@@ -12,17 +12,15 @@ from typing import Mapping
 import torch
 
 from soccersr.archs import GENERATORS, ArchError, ArchKwargs
-from soccersr.errors import SoccersrError
+from soccersr.errors import UsageError
 
 
-class WeightsError(SoccersrError, ValueError):
+class WeightsError(UsageError, ValueError):
     """A weights file or built-in model cannot be used. The message names the file and the reason.
 
     Defined here, the lowest layer of ``soccersr.weights``, so every module can raise it;
-    import it from ``soccersr.weights``. Exit code 2: nothing can run without a model.
+    import it from ``soccersr.weights``. Exit code 2 (a usage error): nothing can run without a model.
     """
-
-    exit_code = 2
 
 
 def detect_arch(state_dict: Mapping[str, torch.Tensor], *, origin: str) -> tuple[str, ArchKwargs]:

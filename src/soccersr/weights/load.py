@@ -154,16 +154,26 @@ class MissingParamKey(WeightsError):
     """``load_state_dict_file(param_key=...)`` on a file without that entry."""
 
 
+# Lines of torch's weights_only message that are advice, not the reason. Its "re-run with
+# weights_only=False" would run code from the file: never pass it on.
+_TORCH_ADVICE = ("weights only load failed", "weights_only", "please file an issue", "check the documentation")
+
+
 def _torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        # torch's message is many lines; the one naming the refused global is the useful one.
+    except Exception as e:
+        # torch.load raises anything from bad bytes (UnpicklingError, KeyError, EOFError, RuntimeError
+        # from the zip reader, ...); weights_only=True means no code from the file ran.
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        reason = next((ln for ln in lines if "global" in ln.lower()), lines[0] if lines else "")
-        raise WeightsError(f"{path}: refused to load: it needs more than plain tensors ({reason})") from None
-    except (OSError, RuntimeError, EOFError, ValueError) as e:
-        raise WeightsError(f"{path}: not a readable PyTorch file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        reasons = [ln for ln in lines if not any(advice in ln.lower() for advice in _TORCH_ADVICE)]
+        refused = next((ln for ln in reasons if "global" in ln.lower()), None)
+        if isinstance(e, pickle.UnpicklingError) and refused is not None:
+            # A well-formed pickle that names a callable outside torch's allow-list.
+            raise WeightsError(f"{path}: refused to load: it needs more than plain tensors ({refused})") from None
+        first_sentence = reasons[0].split(". ")[0] if reasons else ""  # the zip reader's goes on for five
+        reason = f"{type(e).__name__}: {first_sentence}" if first_sentence else type(e).__name__
+        raise WeightsError(f"{path}: not a readable PyTorch file ({reason})") from None
 
 
 def _safetensors_load(path: Path) -> dict[str, torch.Tensor]:

@@ -87,6 +87,8 @@ def load_pdparams(path: Path) -> Any:
             return _RestrictedUnpickler(f).load()
     except _Refused as e:
         raise WeightsError(f"{path}: refused to load: {e} (only numpy arrays and plain containers are allowed)") from None
-    except (pickle.UnpicklingError, OSError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as e:
-        # What a truncated or corrupt pickle raises depends on where it breaks.
+    except Exception as e:
+        # What a truncated or corrupt pickle raises depends on where it breaks (EOFError, KeyError,
+        # OverflowError for a BINBYTES8 length >= 2**63, MemoryError, ...). No code from the file ran:
+        # only the allow-listed constructors above can be called, so any error means bad bytes.
         raise WeightsError(f"{path}: not a readable .pdparams pickle ({type(e).__name__}: {e})") from None
