@@ -376,3 +376,31 @@ def test_outscale_that_leaves_no_pixel_fails_that_image_only(cli: Cli, tmp_path:
     assert code == 1 and "upscaled 1 image" in stdout
     assert "tiny.png: upscaling failed (outscale 0.1 leaves nothing of a 3x3 image)" in errors
     assert files(tmp_path / "out") == ["big_x0.1.png"]
+
+
+# --- symlinks (issue 13.5, 13.6) ------------------------------------------------------------------
+
+
+def test_a_file_symlink_loop_fails_that_input_only(cli: Cli, photos: Path, tmp_path: Path) -> None:
+    os.symlink("l2.png", photos / "l1.png")
+    os.symlink("l1.png", photos / "l2.png")
+    out = tmp_path / "out"
+    code, stdout, errors = cli(photos, photos / "l1.png", "-o", out)
+    assert code == 1
+    for name in ("l1.png", "l2.png"):
+        assert f"{photos / name}: cannot read the file (Too many levels of symbolic links)" in errors
+    assert "Traceback" not in errors
+    assert files(out) == ["a_x4.png", "b_x4.jpg", "c_x4.png"]
+    assert "upscaled 3 images" in stdout and "failed 2" in stdout
+
+
+def test_recursive_glob_over_folder_symlink_loops_finds_each_image_once(cli: Cli, photos: Path, tmp_path: Path) -> None:
+    (photos / "sub" / "up").symlink_to(photos, target_is_directory=True)
+    (photos / "sub" / "again").symlink_to(photos / "sub", target_is_directory=True)
+    by_glob, failures = discover([str(photos / "**" / "*.png")], recursive=True)
+    by_folder, _ = discover([photos], recursive=True)
+    assert failures == []
+    assert sorted(str(j.relative) for j in by_glob) == ["a.png", "c.png", "sub/d.png"]
+    assert sorted(str(j.relative) for j in by_folder) == ["a.png", "b.jpg", "c.png", "sub/d.png"]
+    code, _, _ = cli(str(photos / "**" / "*.png"), "--recursive", "-o", tmp_path / "out")
+    assert code == 0 and files(tmp_path / "out") == ["a_x4.png", "c_x4.png", "sub/d_x4.png"]

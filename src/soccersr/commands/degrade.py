@@ -34,15 +34,9 @@ def image_seed(seed: int, relative: Path) -> int:
 
 
 def _find_images(root: Path) -> list[Path]:
-    from soccersr.io.images import is_image_name
+    from soccersr.io.listing import walk_images
 
-    return sorted(
-        p.relative_to(root)
-        for p in root.rglob("*")
-        if is_image_name(p)
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    return sorted(p.relative_to(root) for p in walk_images(root, recursive=True))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,28 +13,11 @@ import cv2
 import numpy as np
 
 from soccersr.io.atomic import atomic_write_bytes
-from soccersr.io.images import is_image_name
+from soccersr.io.listing import list_images  # noqa: F401 - re-exported until the callers move
 
 
 class ImageDecodeError(ValueError):
     """An image file that cannot be read or decoded; the message names the file and the reason."""
-
-
-def is_image_file(path: Path) -> bool:
-    """True for a visible regular file with an image extension (case-insensitive)."""
-    return is_image_name(path) and path.is_file()
-
-
-def list_images(folder: Path) -> list[Path]:
-    """The image files directly inside ``folder``, sorted by name (not recursive).
-
-    Raises:
-        NotADirectoryError: ``folder`` does not exist or is not a directory.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise NotADirectoryError(f"{folder}: not a directory")
-    return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
 
 
 def write_rgb_png(path: Path, rgb: np.ndarray) -> None:

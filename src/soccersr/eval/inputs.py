@@ -21,7 +21,7 @@ from soccersr.data.files import list_images, write_rgb_png
 from soccersr.eval.boxes import PixelBox, clip_box, person_boxes, read_boxes
 from soccersr.eval.report import write_text
 from soccersr.io.hashing import file_sha256
-from soccersr.io.images import IMAGE_SUFFIXES
+from soccersr.io.listing import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 

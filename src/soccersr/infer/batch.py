@@ -26,15 +26,8 @@ import cv2
 from tqdm import tqdm
 
 from soccersr.infer.pipeline import ALPHA_MODES, AlphaMode, SupportsUpscale, upscale_image
-from soccersr.io.images import (
-    EXTENSIONS,
-    SUFFIX_FORMATS,
-    ImageReadError,
-    ImageWriteError,
-    is_image_name,
-    read_image,
-    write_image,
-)
+from soccersr.io.images import EXTENSIONS, ImageReadError, ImageWriteError, read_image, write_image
+from soccersr.io.listing import SUFFIX_FORMATS, glob_base, glob_paths, is_image_name, walk_images
 from soccersr.options import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
 
 logger = logging.getLogger(__name__)
@@ -130,31 +123,6 @@ class BatchInterrupted(KeyboardInterrupt):
 # --- Finding the inputs --------------------------------------------------------------------
 
 
-def _walk(folder: Path, recursive: bool, exclude: Path | None) -> list[Path]:
-    """Image files in ``folder`` (and below, if ``recursive``), sorted; hidden names skipped."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        root_path = Path(root)
-        dirs[:] = sorted(
-            d for d in dirs if not d.startswith(".") and (exclude is None or (root_path / d).resolve() != exclude)
-        )
-        found += [root_path / name for name in sorted(files) if is_image_name(Path(name))]
-        if not recursive:
-            break
-    return found
-
-
-def _glob_base(pattern: str) -> Path:
-    """The folder part of a glob before its first wildcard (outputs keep paths relative to it)."""
-    parts = Path(pattern).parts
-    fixed = []
-    for part in parts[:-1]:
-        if glob.has_magic(part):
-            break
-        fixed.append(part)
-    return Path(*fixed) if fixed else Path(".")
-
-
 def discover(
     inputs: Sequence[str | Path], *, recursive: bool = False, exclude: Path | None = None
 ) -> tuple[list[Job], list[Failure]]:
@@ -165,13 +133,13 @@ def discover(
     descends into subfolders (and lets ``**`` in globs match across folders); ``exclude`` is a
     folder never descended into (the output folder, so reruns do not pick up their outputs).
     """
-    exclude = exclude.resolve() if exclude is not None else None
+    excluded = real_path(exclude) if exclude is not None else None
     jobs: list[Job] = []
     failures: list[Failure] = []
     seen: set[Path] = set()
 
     def add(source: Path, relative: Path) -> None:
-        key = source.resolve()
+        key = real_path(source)
         if key not in seen:
             seen.add(key)
             jobs.append(Job(source, relative))
@@ -179,7 +147,7 @@ def discover(
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            files = _walk(path, recursive, exclude)
+            files = walk_images(path, recursive=recursive, exclude=excluded)
             if not files:
                 hint = "" if recursive else " (add --recursive to look in subfolders)"
                 failures.append(Failure(path, f"{path}: no images found in this folder{hint}"))
@@ -188,14 +156,14 @@ def discover(
         elif path.exists() or path.is_symlink():
             add(path, Path(path.name))
         elif glob.has_magic(str(raw)):
-            base = _glob_base(str(raw))
-            matches = [Path(m) for m in sorted(glob.glob(str(raw), recursive=recursive))]
-            if exclude is not None and exclude != base.resolve():
+            base = glob_base(str(raw))
+            matches = glob_paths(str(raw), recursive=recursive)
+            if excluded is not None and excluded != real_path(base):
                 # The output folder inside the globbed folder: never read earlier outputs back in.
-                matches = [m for m in matches if not m.resolve().is_relative_to(exclude)]
+                matches = [m for m in matches if not real_path(m).is_relative_to(excluded)]
             files = [m for m in matches if m.is_file() and is_image_name(m)]
             for folder in (m for m in matches if m.is_dir()):
-                files += _walk(folder, recursive, exclude)
+                files += walk_images(folder, recursive=recursive, exclude=excluded)
             if not files:
                 failures.append(Failure(path, f"{raw}: no image files match"))
             for file in files:
@@ -203,6 +171,12 @@ def discover(
         else:
             failures.append(Failure(path, f"{path}: no such file or folder"))
     return jobs, failures
+
+
+def real_path(path: Path) -> Path:
+    """The path with every symlink resolved, as far as it resolves: unlike ``Path.resolve``,
+    a symlink loop (``l1.png -> l2.png -> l1.png``) is no exception; reading it reports it."""
+    return Path(os.path.realpath(path))
 
 
 # --- Naming the outputs --------------------------------------------------------------------
@@ -313,8 +287,8 @@ def _process(
         raise _Skip
     image = read_image(job.source, max_pixels=options.max_pixels)
     target = output_path(job, options, has_alpha=image.alpha is not None)
-    key = target.resolve()
-    if key == job.source.resolve():
+    key = real_path(target)
+    if key == real_path(job.source):
         raise ImageWriteError(
             f"{job.source}: the output would replace the input (set a suffix or another output folder)"
         )
@@ -354,10 +328,10 @@ def _drop_earlier_outputs(jobs: list[Job], options: BatchOptions) -> tuple[list[
     produced: dict[Path, Path] = {}
     for job in jobs:
         for has_alpha in (False, True):
-            produced[output_path(job, options, has_alpha=has_alpha).resolve()] = job.source
+            produced[real_path(output_path(job, options, has_alpha=has_alpha))] = job.source
     kept = []
     for job in jobs:
-        source = produced.get(job.source.resolve())
+        source = produced.get(real_path(job.source))
         if source is not None and source != job.source:
             logger.info("%s: not upscaled, it is the output of %s from an earlier run", job.source, source)
         else:
@@ -375,7 +349,7 @@ def run_batch(
     """
     jobs, earlier_outputs = _drop_earlier_outputs(list(jobs), options)
     tally = _Tally(failures=list(failures), skipped=earlier_outputs)
-    inputs = {job.source.resolve() for job in jobs}
+    inputs = {real_path(job.source) for job in jobs}
     written: dict[Path, Path] = {}
     start = time.perf_counter()
     disable = None if options.progress else True  # tqdm: None = show on a terminal only

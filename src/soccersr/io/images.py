@@ -17,31 +17,13 @@ import numpy as np
 
 from soccersr.io import metadata
 from soccersr.io.atomic import atomic_write_bytes
+from soccersr.io.listing import SUFFIX_FORMATS
 from soccersr.io.metadata import ContainerError
 from soccersr.options import DEFAULT_MAX_PIXELS
 
 WRITE_FORMATS = ("png", "jpeg", "webp", "tiff")
 EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "tiff": ".tif", "bmp": ".bmp"}
 """Preferred file extension of each format."""
-SUFFIX_FORMATS = {
-    ".jpg": "jpeg",
-    ".jpeg": "jpeg",
-    ".jpe": "jpeg",
-    ".png": "png",
-    ".webp": "webp",
-    ".tif": "tiff",
-    ".tiff": "tiff",
-    ".bmp": "bmp",
-}
-"""Format of each image file extension we read (lower case)."""
-IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
-"""The file extensions every command treats as images (one list for upscale, data, degrade, eval)."""
-
-
-def is_image_name(path: Path) -> bool:
-    """True for a visible name with an image extension (case-insensitive); looks at the name only."""
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-
 _EIGHT_BIT_ONLY = ("jpeg", "webp")
 _MAX_SIDE = {"jpeg": 65_535, "webp": 16_383}
 _HEAD_BYTES = 32
