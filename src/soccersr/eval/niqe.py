@@ -35,8 +35,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from soccersr.eval.metrics import y_channel
 from soccersr.io.atomic import atomic_write
+from soccersr.metrics import y_channel
 
 log = logging.getLogger(__name__)
 
