@@ -5,11 +5,11 @@ WebP, the first TIFF directory, the BMP header) to learn the format, size and sa
 the header (a decompression bomb is refused before any pixel is allocated) and to check that the
 file is complete: the decoders accept some truncated files with at most a warning.
 
-Pillow reads and writes EXIF and ICC for the 8-bit images it encodes. Two jobs stay here,
-written by hand: ``update_exif`` edits EXIF tags in place, because Pillow re-serialises the
-whole block (a LONG tag comes back SHORT, and data moves, which breaks maker notes that point
-into it); ``embed_png_metadata`` adds EXIF and ICC to the 16-bit PNGs that OpenCV encodes,
-because Pillow cannot write 16-bit colour.
+Pillow reads EXIF and ICC, and writes them into the JPEG and WebP files it encodes. Two jobs
+stay here, written by hand: ``update_exif`` edits EXIF tags in place, because Pillow
+re-serialises the whole block (a LONG tag comes back SHORT, and data moves, which breaks maker
+notes that point into it); ``embed_png_metadata`` adds EXIF and ICC to the PNGs that OpenCV
+encodes, because Pillow cannot write 16-bit colour and takes twice as long on 8-bit PNG.
 
 EXIF is handled as raw TIFF-structured bytes (starting with ``II*\\0`` or ``MM\\0*``), without
 the ``Exif\\0\\0`` prefix JPEG uses. Everything here works on ``bytes`` and raises
@@ -314,7 +314,7 @@ def update_exif(exif: bytes, *, orientation: int | None = None, pixel_size: tupl
     return bytes(out)
 
 
-# --- EXIF and ICC into the 16-bit PNGs OpenCV encodes -------------------------------------
+# --- EXIF and ICC into the PNGs OpenCV encodes -------------------------------------------
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
