@@ -15,7 +15,6 @@ import pytest
 from soccersr import cli
 from soccersr.commands import extras
 from soccersr.data.dataset import DatasetError
-from soccersr.data.files import ImageDecodeError
 from soccersr.data.frames import VideoError
 from soccersr.errors import MissingExtraError, SoccersrError
 from soccersr.eval.boxes import BoxFileError
@@ -23,8 +22,8 @@ from soccersr.eval.inputs import EvalError
 from soccersr.eval.niqe import NiqeError
 from soccersr.export import ExportError
 from soccersr.infer.onnx_backend import OnnxModelError
+from soccersr.io.container import ContainerError
 from soccersr.io.images import ImageReadError, ImageWriteError
-from soccersr.io.metadata import ContainerError
 from soccersr.train.checkpoint import CheckpointError
 from soccersr.train.config import ConfigError
 from soccersr.train.loop import TrainError
@@ -40,7 +39,7 @@ from tiny_models import tiny_model
     [
         (ConfigError, 2), (WeightsError, 2), (OnnxModelError, 2), (EvalError, 2),
         (ExportError, 1), (TrainError, 1), (CheckpointError, 1), (VGGWeightsError, 1), (DatasetError, 1),
-        (VideoError, 1), (ImageDecodeError, 1), (ImageReadError, 1), (ImageWriteError, 1), (ContainerError, 1),
+        (VideoError, 1), (ImageReadError, 1), (ImageWriteError, 1), (ContainerError, 1),
         (NiqeError, 1), (BoxFileError, 1),
     ],
 )  # fmt: skip

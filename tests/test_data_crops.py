@@ -132,7 +132,7 @@ def test_bad_image_is_named_and_others_are_cropped(tmp_path: Path, capsys) -> No
     (src / "notes.txt").write_text("not an image, not listed")
     assert main(["crops", str(src), "-o", str(out), "--crop-size", "4", "--step", "4", "--workers", "1"]) == 1
     err = capsys.readouterr().err
-    assert f"{src / 'bad.png'}: not a decodable image" in err
+    assert f"{src / 'bad.png'}: truncated PNG" in err
     assert sorted(p.name for p in out.iterdir()) == [f"good_s{n:03d}.png" for n in range(1, 5)]
 
 

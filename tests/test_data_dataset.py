@@ -130,7 +130,7 @@ def test_missing_files_error_or_skip(tmp_path: Path, caplog) -> None:
 @pytest.mark.parametrize(
     "bad_name, write_bad, reason",
     [
-        ("corrupt.png", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\nnot really"), "not a decodable image"),
+        ("corrupt.png", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\nnot really"), "truncated PNG"),
         ("tiny.png", lambda p: cv2.imwrite(str(p), _coordinate_image(10, 40)), r"too small \(40x10"),
     ],
 )

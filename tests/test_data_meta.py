@@ -55,7 +55,7 @@ def test_check_reports_and_leaves_out_corrupt_images(dataset_root: Path, tmp_pat
     capsys.readouterr()
     assert main([*base, "--check"]) == 1
     captured = capsys.readouterr()
-    assert f"{corrupt}: not a decodable image" in captured.err
+    assert f"{corrupt}: truncated PNG" in captured.err
     assert meta.read_text() == "sub_a/a.png\nsub_a/b.png\nsub_a/c.jpg\n"
     assert "1 unreadable left out" in captured.out
 

@@ -17,7 +17,7 @@ from soccersr.eval.boxes import (
     region_scores,
     to_pixels,
 )
-from soccersr.eval.metrics import psnr, psnr_plane, ssim, ssim_plane, y_channel
+from soccersr.metrics import psnr, psnr_plane, ssim, ssim_plane, y_channel
 
 
 def test_read_boxes_parses_yolo_lines(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ import torch
 from soccersr.archs import SRVGGNetCompact
 from soccersr.cli import main
 from soccersr.eval.inputs import image_seed
-from soccersr.eval.metrics import psnr, ssim
 from soccersr.io.hashing import file_sha256
+from soccersr.metrics import psnr, ssim
 
 SEED = 3
 NAMES = ("01_players.png", "04_lines.png")

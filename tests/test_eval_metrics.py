@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from soccersr.eval.metrics import psnr, psnr_from_mse, quantize_8bit, rgb_to_y, ssim, ssim_plane
+from soccersr.metrics import psnr, psnr_from_mse, quantize_8bit, rgb_to_y, ssim, ssim_plane
 
 
 def _read(path: Path) -> np.ndarray:

@@ -1,19 +1,25 @@
-"""Reading and writing photos: bit depths, gray/alpha, EXIF orientation, EXIF/ICC kept, bad files, atomic writes."""
+"""Reading and writing photos: bit depths, gray/alpha, EXIF orientation, EXIF/ICC kept, bad files, atomic writes.
+
+The files are made by hand or by OpenCV, and the metadata is checked with Pillow's own EXIF parser,
+so the reader and writer under test (Pillow for 8-bit, OpenCV for 16-bit) are not their own judge.
+"""
 
 from __future__ import annotations
 
 import io
 import os
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
+from soccersr.io import container
 from soccersr.io import images as imageio
-from soccersr.io import metadata
 from soccersr.io.images import DecodedImage, ImageReadError, ImageWriteError, read_image, to_integer, write_image
 
 RNG_SEED = 1234
@@ -23,7 +29,7 @@ def _rng() -> np.random.Generator:
     return np.random.default_rng(RNG_SEED)
 
 
-# --- hand-made containers (independent of soccersr.io.metadata) --------------------------
+# --- hand-made containers (independent of soccersr.io) -------------------------------------
 
 
 def make_exif(orientation: int, *, big_endian: bool = False, pixel_size: tuple[int, int] | None = None) -> bytes:
@@ -77,6 +83,15 @@ def fake_icc(size: int = 3000, space: bytes = b"RGB ") -> bytes:
     body[128:132] = struct.pack(">I", 0)
     body[132:] = bytes((i * 7) % 251 for i in range(size - 132))
     return bytes(body)
+
+
+def exif_orientation(exif: bytes | None) -> int:
+    """The EXIF orientation as an independent parser (Pillow's) reads it; 1 when absent."""
+    if not exif:
+        return 1
+    tags = Image.Exif()
+    tags.load(exif)
+    return tags.get(0x0112, 1)
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -190,7 +205,7 @@ def test_exif_orientation_matches_opencv_for_jpeg(tmp_path: Path, orientation: i
     reference = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     np.testing.assert_array_equal(to_integer(image.rgb, 8), reference[:, :, ::-1])
     assert (image.height, image.width) == ((24, 40) if orientation <= 4 else (40, 24))
-    assert metadata.exif_orientation(image.exif) == 1
+    assert exif_orientation(image.exif) == 1
 
 
 def test_exif_orientation_6_on_png_by_hand(tmp_path: Path) -> None:
@@ -198,18 +213,19 @@ def test_exif_orientation_6_on_png_by_hand(tmp_path: Path) -> None:
     gray = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.uint8)
     image = read_image(write(tmp_path, "o.png", png_with_chunk(gray, b"eXIf", make_exif(6))))
     np.testing.assert_array_equal(to_integer(image.rgb[:, :, 0], 8), [[4, 1], [5, 2], [6, 3]])
-    assert metadata.exif_orientation(image.exif) == 1
+    assert exif_orientation(image.exif) == 1
     image8 = read_image(write(tmp_path, "o8.png", png_with_chunk(gray, b"eXIf", make_exif(8))))
     np.testing.assert_array_equal(to_integer(image8.rgb[:, :, 0], 8), [[3, 6], [2, 5], [1, 4]])
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_tiff_orientation_tag_is_applied_like_exif(tmp_path: Path, orientation: int) -> None:
-    PIL = pytest.importorskip("PIL.Image")  # writes the TIFF Orientation tag; OpenCV cannot
-    gray = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.uint8) * 40
-    PIL.fromarray(gray).save(tmp_path / "o.tif", tiffinfo={274: orientation})
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])  # Pillow decodes the 8-bit TIFF, OpenCV the 16-bit one
+def test_tiff_orientation_tag_is_applied_like_exif(tmp_path: Path, orientation: int, dtype: type) -> None:
+    gray = np.array([[1, 2, 3], [4, 5, 6]], dtype=dtype) * 40
+    Image.fromarray(gray).save(tmp_path / "o.tif", tiffinfo={274: orientation})  # OpenCV cannot write the tag
     tiff = read_image(tmp_path / "o.tif")
     png = read_image(write(tmp_path, "o.png", png_with_chunk(gray, b"eXIf", make_exif(orientation))))
+    assert tiff.bit_depth == png.bit_depth == (16 if dtype == np.uint16 else 8)
     np.testing.assert_array_equal(tiff.rgb, png.rgb)
 
 
@@ -226,7 +242,7 @@ def test_exif_and_icc_are_kept(tmp_path: Path, name: str) -> None:
     write_image(path, image, quality=80)
     back = read_image(path)
     assert back.icc == icc
-    assert metadata.exif_orientation(back.exif) == 1
+    assert exif_orientation(back.exif) == 1
     # The pixel-size tags now describe the written image.
     assert struct.pack("<HHII", 0xA002, 4, 1, 10) in back.exif and struct.pack("<HHII", 0xA003, 4, 1, 12) in back.exif
     assert (back.alpha is None) == (alpha is None)
@@ -255,6 +271,70 @@ def test_icc_and_exif_are_read_from_jpeg_png_webp(tmp_path: Path) -> None:
     body = b"WEBP" + vp8x + webp[12:] + exif_chunk
     image = read_image(write(tmp_path, "a.webp", b"RIFF" + struct.pack("<I", len(body)) + body))
     assert image.exif == exif  # the "Exif\0\0" prefix some writers add is dropped
+
+
+def test_16bit_png_keeps_its_metadata_both_ways(tmp_path: Path) -> None:
+    """OpenCV decodes and encodes 16-bit PNG; the metadata still comes in (read by Pillow from the
+    header) and goes out (written by ``container``, as Pillow cannot write 16-bit colour)."""
+    bgr = _rng().integers(0, 65536, (2, 3, 3)).astype(np.uint16)
+    icc = fake_icc(700)
+    data = png_with_chunk(bgr, b"eXIf", make_exif(6, pixel_size=(3, 2)))
+    data = data[:33] + png_chunk(b"iCCP", b"p\x00\x00" + zlib.compress(icc)) + data[33:]
+    image = read_image(write(tmp_path, "in.png", data))
+    assert (image.bit_depth, image.height, image.width, image.icc) == (16, 3, 2, icc)
+    np.testing.assert_array_equal(to_integer(image.rgb, 16), np.rot90(bgr[:, :, ::-1], -1))
+    assert exif_orientation(image.exif) == 1
+    write_image(tmp_path / "out.png", image)
+    back = read_image(tmp_path / "out.png")
+    assert (back.bit_depth, back.icc, exif_orientation(back.exif)) == (16, icc, 1)
+    assert struct.pack("<HHII", 0xA002, 4, 1, 2) in back.exif  # the pixel size of the written image
+    np.testing.assert_array_equal(back.rgb, image.rgb)
+    with Image.open(tmp_path / "out.png") as other:  # an independent reader agrees
+        assert other.info["icc_profile"] == icc and other.getexif()[0x0112] == 1
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "gray", "alpha"),
+    [((4, 5), np.uint8, True, False), ((4, 5, 2), np.uint16, True, True), ((4, 5, 3), np.uint8, False, False),
+     ((4, 5, 4), np.uint16, False, True)],
+)
+def test_from_pixels_and_to_pixels_round_trip(shape: tuple[int, ...], dtype: type, gray: bool, alpha: bool) -> None:
+    top = np.iinfo(dtype).max
+    pixels = _rng().integers(0, top + 1, shape).astype(dtype)
+    pixels.flat[0] = top
+    image = DecodedImage.from_pixels(pixels)
+    assert (image.is_gray, image.alpha is not None, image.bit_depth) == (gray, alpha, 16 if top > 255 else 8)
+    assert image.rgb.dtype == np.float32 and image.rgb.flat[0] == 1.0  # a true division: the top is exactly 1
+    expected = np.dstack([np.repeat(pixels[:, :, :1], 3, axis=2), pixels[:, :, 1:]]) if shape == (4, 5, 2) else pixels
+    np.testing.assert_array_equal(image.to_pixels(), expected)  # gray + alpha comes back as RGBA
+    with pytest.raises(ValueError, match="float32 samples are not supported"):
+        DecodedImage.from_pixels(pixels.astype(np.float32))
+
+
+def test_palette_cmyk_and_bilevel_images(tmp_path: Path) -> None:
+    palette = Image.new("P", (4, 3))
+    palette.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    palette.putpixel((1, 1), 1)
+    palette.save(tmp_path / "p.png", transparency=0)
+    image = read_image(tmp_path / "p.png")
+    assert not image.is_gray and to_integer(image.alpha, 8).tolist()[1] == [0, 255, 0, 0]
+    assert to_integer(image.rgb[1, 1], 8).tolist() == [0, 0, 255]
+    Image.new("CMYK", (4, 3), (0, 255, 255, 0)).save(tmp_path / "c.jpg", quality=100)
+    cmyk = read_image(tmp_path / "c.jpg")
+    assert not cmyk.is_gray and np.abs(to_integer(cmyk.rgb, 8).astype(int) - [255, 0, 0]).max() <= 2
+    Image.new("1", (5, 2), 1).save(tmp_path / "b.png")
+    bilevel = read_image(tmp_path / "b.png")
+    assert bilevel.is_gray and (bilevel.rgb == 1.0).all()
+
+
+def test_errors_are_soccersr_errors(tmp_path: Path) -> None:
+    from soccersr.errors import SoccersrError
+
+    with pytest.raises(SoccersrError):
+        read_image(tmp_path / "nope.png")
+    with pytest.raises(ValueError):  # what callers caught before
+        read_image(tmp_path / "nope.png")
+    assert issubclass(ImageWriteError, SoccersrError) and issubclass(ImageWriteError, OSError)
 
 
 def test_tiff_output_drops_metadata_quietly(tmp_path: Path) -> None:
@@ -305,6 +385,50 @@ def test_bad_inputs_raise_one_line_naming_the_file(tmp_path: Path, name: str, da
     assert message.startswith(f"{path}: ") and reason in message and "\n" not in message
 
 
+def _photo_jpeg(progressive: bool = False) -> bytes:
+    """A 96x64 photo-like JPEG: smooth colour ramps with noise, several MCU rows of scan data."""
+    y, x = np.mgrid[0:64, 0:96]
+    bgr = np.stack([x * 2, y * 3, (x + y) * 1.5], axis=2) + _rng().normal(0, 8, (64, 96, 3))
+    params = [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)]
+    return encode(np.clip(bgr, 0, 255).astype(np.uint8), ".jpg", params)
+
+
+@pytest.mark.parametrize(
+    ("cut", "progressive", "reason"),
+    [
+        (0.5, False, "truncated JPEG (the image data stops early"),
+        (0.97, False, "truncated JPEG (the image data stops early"),
+        (0.99, False, "truncated JPEG (the image data stops early"),  # the last ~20 bytes
+        (0.2, True, "corrupt JPEG data"),
+    ],
+)
+def test_jpeg_cut_mid_scan_with_its_end_marker_added_back_fails(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], cut: float, progressive: bool, reason: str
+) -> None:
+    """Issue 13.10: libjpeg only warns ("Corrupt JPEG data: premature end of data segment", on
+    stderr, without a file name) and fills the rest with flat colour; that was taken as a photo."""
+    data = _photo_jpeg(progressive)
+    sos = data.find(b"\xff\xda")
+    path = write(tmp_path, "cut.jpg", data[: sos + int((len(data) - sos) * cut)] + b"\xff\xd9")
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert str(caught.value).startswith(f"{path}: {reason}")
+    assert "Corrupt JPEG" not in capfd.readouterr().err
+
+
+def test_complete_jpegs_are_read(tmp_path: Path) -> None:
+    """The check must not refuse complete files: flat grey ones (the colour a cut baseline file
+    usually ends in), progressive ones, and ones with bytes after the end marker."""
+    bgr = np.full((32, 48, 3), 128, np.uint8)
+    bgr[:8, :8] = (0, 40, 250)
+    for name, progressive in (("grey.jpg", 0), ("grey_progressive.jpg", 1)):
+        data = encode(bgr, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_PROGRESSIVE, progressive])
+        image = read_image(write(tmp_path, name, data))
+        assert (to_integer(image.rgb[-4:, -4:], 8) == 128).all()
+    assert read_image(write(tmp_path, "photo.jpg", _photo_jpeg())).width == 96
+    assert read_image(write(tmp_path, "trailer.jpg", _photo_jpeg() + b"camera trailer \xff\xd9")).width == 96
+
+
 def test_missing_file_and_folder(tmp_path: Path) -> None:
     with pytest.raises(ImageReadError, match="nope.png: no such file$"):
         read_image(tmp_path / "nope.png")
@@ -341,7 +465,8 @@ def test_pixel_limit_is_checked_before_decoding(tmp_path: Path, monkeypatch: pyt
         raise AssertionError("decoded an image above the pixel limit")
 
     monkeypatch.setattr(imageio.cv2, "imdecode", no_decode)
-    with pytest.raises(ImageReadError, match=r"above the limit of 40 \(raise it with --max-pixels\)$") as caught:
+    monkeypatch.setattr(imageio.Image, "open", no_decode)
+    with pytest.raises(ImageReadError, match=r"above the limit of 40 megapixels \(raise it with --max-pixels\)$") as caught:
         read_image(write(tmp_path, f"bomb.{fmt}", data), max_pixels=40_000_000)
     assert "megapixels" in str(caught.value)
 
@@ -349,7 +474,8 @@ def test_pixel_limit_is_checked_before_decoding(tmp_path: Path, monkeypatch: pyt
 def test_pixel_limit_is_configurable(tmp_path: Path) -> None:
     path = write(tmp_path, "a.png", _good_png())  # 32 x 32 = 1024 pixels
     assert read_image(path, max_pixels=1024).width == 32
-    with pytest.raises(ImageReadError, match="32x32 is 0.0 megapixels, above the limit of 0.001"):
+    # Issue 13: "96x54 is 0.0 megapixels, above the limit of 0.005" said nothing.
+    with pytest.raises(ImageReadError, match="32x32 is 1,024 pixels, above the limit of 1,000 pixels"):
         read_image(path, max_pixels=1000)
     assert read_image(path, max_pixels=None).width == 32
 
@@ -409,39 +535,62 @@ def test_written_file_has_normal_permissions(tmp_path: Path) -> None:
 
 
 def test_update_exif_rewrites_in_place_both_byte_orders() -> None:
+    """In place, unlike Pillow's Exif.tobytes(), which turns these LONG tags into SHORT ones and
+    moves the data after them (breaking maker notes that point into the block)."""
     for big in (False, True):
         exif = make_exif(6, big_endian=big, pixel_size=(5, 7))
-        out = metadata.update_exif(exif, orientation=1, pixel_size=(20, 28))
-        assert len(out) == len(exif) and metadata.exif_orientation(out) == 1
+        out = container.update_exif(exif, orientation=1, pixel_size=(20, 28))
+        assert len(out) == len(exif) and exif_orientation(out) == 1
         o = ">" if big else "<"
         assert struct.pack(o + "HHII", 0xA002, 4, 1, 20) in out and struct.pack(o + "HHII", 0xA003, 4, 1, 28) in out
-    assert metadata.update_exif(b"garbage", orientation=1) == b"garbage"
-    assert metadata.exif_orientation(b"II*\x00\xff\xff\xff\x00") == 1  # IFD offset past the end
+    assert container.update_exif(b"garbage", orientation=1) == b"garbage"
+    past_the_end = b"II*\x00\xff\xff\xff\x00"  # IFD offset past the end
+    assert container.update_exif(past_the_end, orientation=1) == past_the_end
 
 
-@pytest.mark.parametrize("quality", [80, 101])  # lossy VP8 and lossless VP8L bitstreams
-def test_webp_embed_builds_a_valid_extended_file(quality: int) -> None:
-    pixels = _rng().integers(0, 256, (9, 13, 3), dtype=np.uint8)
-    data = encode(pixels, ".webp", [cv2.IMWRITE_WEBP_QUALITY, quality])
-    out = metadata.embed_metadata(data, "webp", exif=make_exif(1), icc=fake_icc(301))  # odd size: padded chunk
-    assert out[12:16] == b"VP8X" and out[20] == 0x28  # ICC and EXIF flags, no alpha
+def test_unreadable_exif_is_kept_and_ignored_quietly(tmp_path: Path) -> None:
+    garbage = b"II*\x00\xff\xff\xff\x00"
+    path = write(tmp_path, "g.jpg", jpeg_with_exif(np.zeros((8, 8, 3), np.uint8), garbage))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = read_image(path)
+    assert [str(w.message) for w in caught] == []  # Pillow's "Corrupt EXIF data" names no file
+    assert image.exif == garbage and (image.width, image.height) == (8, 8)
+
+
+@pytest.mark.parametrize("alpha", [False, True])
+def test_webp_with_metadata_is_a_valid_extended_file(tmp_path: Path, alpha: bool) -> None:
+    rgb = _rng().random((9, 13, 3), dtype=np.float32)
+    opacity = _rng().random((9, 13), dtype=np.float32) if alpha else None
+    plain, tagged = DecodedImage(rgb, opacity), DecodedImage(rgb, opacity, exif=make_exif(1), icc=fake_icc(301))
+    write_image(tmp_path / "plain.webp", plain, quality=80)
+    write_image(tmp_path / "tagged.webp", tagged, quality=80)  # 301 bytes of ICC: a padded chunk
+    out = (tmp_path / "tagged.webp").read_bytes()
+    assert out[12:16] == b"VP8X" and out[20] & 0x28 == 0x28  # ICC and EXIF flags
     assert struct.unpack("<I", out[4:8])[0] == len(out) - 8
-    info = metadata.inspect(out)
-    assert (info.width, info.height, info.icc, info.exif) == (13, 9, fake_icc(301), make_exif(1))
+    back = read_image(tmp_path / "tagged.webp")
+    assert (back.width, back.height, back.icc, back.exif) == (13, 9, fake_icc(301), make_exif(1))
     np.testing.assert_array_equal(
         cv2.imdecode(np.frombuffer(out, np.uint8), cv2.IMREAD_UNCHANGED),
-        cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED),
+        cv2.imread(str(tmp_path / "plain.webp"), cv2.IMREAD_UNCHANGED),
     )
 
 
 def test_sniff_and_header_sizes_without_decoding() -> None:
     bmp = encode(np.zeros((5, 9, 3), np.uint8), ".bmp")
     tif = encode(np.zeros((5, 9), np.uint16), ".tif")
-    for data, fmt, gray in [(bmp, "bmp", False), (tif, "tiff", True), (_good_png(), "png", False)]:
-        info = metadata.inspect(data)
-        assert info.format == fmt and info.is_gray == gray
-    assert (metadata.inspect(bmp).width, metadata.inspect(bmp).height) == (9, 5)
-    assert (metadata.inspect(tif).width, metadata.inspect(tif).height) == (9, 5)
+    rgb16 = encode(np.zeros((5, 9, 3), np.uint16), ".png")
+    for data, fmt, gray, depth in [
+        (bmp, "bmp", False, 8),
+        (tif, "tiff", True, 16),
+        (_good_png(), "png", False, 8),
+        (rgb16, "png", False, 16),
+        (_good_jpeg(), "jpeg", False, 8),
+    ]:
+        info = container.inspect(data)
+        assert (info.format, info.is_gray, info.bit_depth) == (fmt, gray, depth)
+    assert (container.inspect(bmp).width, container.inspect(bmp).height) == (9, 5)
+    assert (container.inspect(tif).width, container.inspect(tif).height) == (9, 5)
 
 
 @pytest.mark.parametrize(
@@ -463,11 +612,14 @@ def test_icc_profile_kept_only_when_it_describes_the_output(tmp_path: Path, spac
 
 
 @pytest.mark.parametrize("big_endian", [False, True])
-def test_orientation_stored_as_long_is_reset_too(big_endian: bool) -> None:
+def test_orientation_stored_as_long_is_applied_and_reset_too(tmp_path: Path, big_endian: bool) -> None:
     """Out of spec but seen in the wild: a LONG orientation tag. It is read as valid, so the
     reset must rewrite it as well, or viewers would rotate the already-rotated pixels again."""
     o = ">" if big_endian else "<"
     exif = (b"MM\x00*" if big_endian else b"II*\x00") + struct.pack(o + "IH", 8, 1)
     exif += struct.pack(o + "HHII", 0x0112, 4, 1, 6) + struct.pack(o + "I", 0)
-    assert metadata.exif_orientation(exif) == 6
-    assert metadata.exif_orientation(metadata.update_exif(exif, orientation=1)) == 1
+    assert exif_orientation(exif) == 6
+    gray = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.uint8)
+    image = read_image(write(tmp_path, "long.png", png_with_chunk(gray, b"eXIf", exif)))
+    np.testing.assert_array_equal(to_integer(image.rgb[:, :, 0], 8), [[4, 1], [5, 2], [6, 3]])
+    assert exif_orientation(image.exif) == 1 and len(image.exif) == len(exif)  # rewritten in place, still LONG

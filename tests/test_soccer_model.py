@@ -16,9 +16,9 @@ import torch
 import soccersr
 import soccersr.weights
 from soccersr import cli
-from soccersr.data.files import read_rgb_float
 from soccersr.degrade import degrade_image
-from soccersr.eval.metrics import psnr
+from soccersr.io.images import read_image
+from soccersr.metrics import psnr
 from soccersr.weights import builtin, zoo
 
 
@@ -81,7 +81,7 @@ def test_soccer_x4plus_is_a_fine_tune_of_x4plus() -> None:
 def test_soccer_x4plus_beats_x4plus_on_a_held_out_crop(tiny_dir: Path) -> None:
     # 01_players is cut from game 4b770a, one of the three games held out of training
     # (recipes/soccer_x4plus/prepare.py). GT as in training: the frame downscaled x0.5.
-    full = read_rgb_float(tiny_dir / "01_players.png")
+    full = read_image(tiny_dir / "01_players.png", max_pixels=None).rgb
     hr = cv2.resize(full, (128, 128), interpolation=cv2.INTER_AREA)
     models = {name: soccersr.load_model(name) for name in ("soccer-x4plus", "x4plus")}
     scores: dict[str, list[float]] = {name: [] for name in models}

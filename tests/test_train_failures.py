@@ -38,9 +38,9 @@ def _one_error_line(err: str) -> str:
 # ---------------------------------------------------------------- data loss (issue 13.1)
 
 
-def test_auto_resume_with_only_unreadable_states_stops_and_touches_nothing(tmp_path: Path, tiny_dir: Path,
+def test_auto_resume_with_only_unreadable_states_stops_and_touches_nothing(tmp_path: Path, soccer_crops: Path,
                                                                           capsys) -> None:
-    raw = tiny_raw(tmp_path, tiny_dir, total_iter=3)
+    raw = tiny_raw(tmp_path, soccer_crops, total_iter=3)
     raw["logger"].update(save_checkpoint_freq=1, keep_checkpoints=3)
     config = _config(tmp_path, raw)
     assert main(["train", "--config", config, "--device", "cpu"]) == 0
@@ -80,21 +80,21 @@ def test_a_corrupt_newer_state_never_counts_as_the_newest(tmp_path: Path) -> Non
 # ---------------------------------------------------------------- one clear line (issue 13.8)
 
 
-def test_too_few_images_for_the_batch_names_the_folder_count_and_batch(tmp_path: Path, tiny_dir: Path,
+def test_too_few_images_for_the_batch_names_the_folder_count_and_batch(tmp_path: Path, soccer_crops: Path,
                                                                       capsys) -> None:
-    raw = tiny_raw(tmp_path, tiny_dir)
-    meta = write_meta(tmp_path, tiny_dir)
+    raw = tiny_raw(tmp_path, soccer_crops)
+    meta = write_meta(tmp_path, soccer_crops)
     meta.write_text(meta.read_text().splitlines()[0] + "\n")
     raw["datasets"]["train"]["meta_info"] = str(meta)
     code = main(["train", "--config", _config(tmp_path, raw), "--device", "cpu"])
     line = _one_error_line(capsys.readouterr().err)
     assert code == 1
-    assert f"{tiny_dir}: 1 training image is too few" in line and "batch_size_per_gpu 2" in line and "at least 2" in line
+    assert f"{soccer_crops}: 1 training image is too few" in line and "batch_size_per_gpu 2" in line and "at least 2" in line
     assert not (tmp_path / "experiments").exists()
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a device that is always full)")
-def test_full_disk_while_saving_says_no_space_and_leaves_nothing(tmp_path: Path, tiny_dir: Path, capsys,
+def test_full_disk_while_saving_says_no_space_and_leaves_nothing(tmp_path: Path, soccer_crops: Path, capsys,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The exported generator is written onto a full device: torch's raw `inline_container.cc ... unexpected
     pos` becomes a line that says so, naming the file, and no part of it is left anywhere."""
@@ -107,7 +107,7 @@ def test_full_disk_while_saving_says_no_space_and_leaves_nothing(tmp_path: Path,
         return real_open(file, mode, *args, **kwargs)
 
     monkeypatch.setattr(ckpt, "open", open_on_full_disk, raising=False)
-    raw = tiny_raw(tmp_path, tiny_dir, total_iter=1)
+    raw = tiny_raw(tmp_path, soccer_crops, total_iter=1)
     code = main(["train", "--config", _config(tmp_path, raw), "--device", "cpu"])
     line = _one_error_line(capsys.readouterr().err)
     assert code == 1
@@ -130,9 +130,9 @@ def test_write_errors_keep_their_reason(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("problem", ["missing_vgg", "missing_meta_info", "too_few_images", "bad_pretrained"])
-def test_a_failed_start_leaves_no_experiment_folder(problem: str, tmp_path: Path, tiny_dir: Path, capsys,
+def test_a_failed_start_leaves_no_experiment_folder(problem: str, tmp_path: Path, soccer_crops: Path, capsys,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    raw = tiny_raw(tmp_path, tiny_dir, gan=problem == "missing_vgg")
+    raw = tiny_raw(tmp_path, soccer_crops, gan=problem == "missing_vgg")
     if problem == "missing_vgg":
         monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
         raw["train"]["allow_random_vgg"] = False
@@ -151,11 +151,11 @@ def test_a_failed_start_leaves_no_experiment_folder(problem: str, tmp_path: Path
 # ---------------------------------------------------------------- lean checkpoints (issue 13.16)
 
 
-def test_default_saves_are_lean_ema_weights_and_one_full_state(tmp_path: Path, tiny_dir: Path) -> None:
+def test_default_saves_are_lean_ema_weights_and_one_full_state(tmp_path: Path, soccer_crops: Path) -> None:
     from soccersr.train import parse_config, train
     from soccersr.weights import load_model
 
-    raw = tiny_raw(tmp_path, tiny_dir, gan=True, total_iter=4)
+    raw = tiny_raw(tmp_path, soccer_crops, gan=True, total_iter=4)
     raw["logger"]["save_checkpoint_freq"] = 2
     result = train(parse_config(raw), device="cpu")
     exp = tmp_path / "experiments" / "tiny"
@@ -180,10 +180,10 @@ def test_default_saves_are_lean_ema_weights_and_one_full_state(tmp_path: Path, t
     assert [i for i, _ in list_states(full)] == [2, 4]
 
 
-def test_without_ema_the_lean_export_holds_g_as_params(tmp_path: Path, tiny_dir: Path) -> None:
+def test_without_ema_the_lean_export_holds_g_as_params(tmp_path: Path, soccer_crops: Path) -> None:
     from soccersr.train import parse_config, train
 
-    raw = tiny_raw(tmp_path, tiny_dir, total_iter=1)
+    raw = tiny_raw(tmp_path, soccer_crops, total_iter=1)
     raw["train"]["ema_decay"] = 0
     train(parse_config(raw), device="cpu")
     bundle = torch.load(tmp_path / "experiments" / "tiny" / "models" / "net_g_1.pth", weights_only=True)

@@ -90,7 +90,7 @@ def test_realesrgan_resume_is_bit_identical_even_after_a_corrupt_checkpoint(tmp_
     val = _rows(a / "logs" / "val.csv")
     assert [r["iteration"] for r in val] == ["2", "4"]
     # The logged PSNR is that of the saved EMA outputs against the HR crops (Y channel, border 4).
-    from soccersr.eval.metrics import psnr
+    from soccersr.metrics import psnr
 
     expected = np.mean([
         psnr(_rgb(a / "visualization" / hr.stem / f"{hr.stem}_4.png"), _rgb(hr), crop_border=4)

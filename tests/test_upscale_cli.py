@@ -64,10 +64,15 @@ class Cli:
     def __call__(self, *args: str | Path) -> tuple[int, str, str]:
         """Exit code, stdout, and the error lines logged/printed."""
         self.caplog.clear()
+        self.caplog.set_level("INFO")
         code = main(["upscale", *map(str, args), "--model", str(self.model), "--device", "cpu", "--no-progress"])
         out, err = self.capsys.readouterr()
         errors = err + "".join(f"{r.getMessage()}\n" for r in self.caplog.records if r.levelname == "ERROR")
         return code, out, errors
+
+    def logged(self, level: str) -> list[str]:
+        """The messages logged at ``level`` by the last call: each is one line the user sees."""
+        return [r.getMessage() for r in self.caplog.records if r.levelname == level]
 
 
 @pytest.fixture
@@ -131,15 +136,16 @@ def test_existing_outputs_skip_and_overwrite(cli: Cli, photos: Path, tmp_path: P
     assert cli(photos, "-o", out)[0] == 0
     stamps = {name: (out / name).stat().st_mtime_ns for name in files(out)}
 
+    # Issue 13.16: rerunning the quick start without --overwrite said "failed 3" and exited 1.
     code, stdout, errors = cli(photos, "-o", out)
-    assert code == 1
-    assert (
-        f"{out / 'a_x4.png'}: already exists (use --overwrite to replace it, or --skip-existing to keep it)" in errors
-    )
-    assert "failed 3" in stdout
+    assert code == 0 and cli.logged("ERROR") == []
+    assert "skipped 3; failed 0" in stdout
+    assert f"{out / 'a_x4.png'}: exists, skipped (--overwrite replaces it)" in cli.logged("INFO")
+    assert stamps == {name: (out / name).stat().st_mtime_ns for name in files(out)}
 
     code, stdout, _ = cli(photos, "-o", out, "--skip-existing")
     assert code == 0 and "skipped 3; failed 0" in stdout
+    assert not any("skipped" in note for note in cli.logged("INFO"))  # quietly
     assert stamps == {name: (out / name).stat().st_mtime_ns for name in files(out)}
 
     cv2.imwrite(str(photos / "a.png"), 255 - RGB)
@@ -164,11 +170,12 @@ def test_bad_inputs_are_reported_and_the_batch_goes_on(cli: Cli, photos: Path, t
         f"{photos / 'cut.png'}: truncated PNG",
         f"{notes}: not an image file (unknown signature); supported: JPEG, PNG, WebP, TIFF, BMP",
         f"{missing}: no such file or folder",
-        f"{big}: 100x100 is 0.0 megapixels, above the limit of 0.005 (raise it with --max-pixels)",
+        f"{big}: 100x100 is 10,000 pixels, above the limit of 5,000 pixels (raise it with --max-pixels)",  # 13.14
     ]
     for line in expected:
         assert line in errors, line
-        assert line in stdout, line  # listed again in the summary
+        assert sum(line in message for message in cli.logged("ERROR")) == 1, line  # issue 13.16: it was twice
+        assert line not in stdout, line
     assert files(out) == ["a_x4.png", "b_x4.jpg", "c_x4.png"]
     assert "upscaled 3 images" in stdout and "failed 5" in stdout
 
@@ -376,3 +383,99 @@ def test_outscale_that_leaves_no_pixel_fails_that_image_only(cli: Cli, tmp_path:
     assert code == 1 and "upscaled 1 image" in stdout
     assert "tiny.png: upscaling failed (outscale 0.1 leaves nothing of a 3x3 image)" in errors
     assert files(tmp_path / "out") == ["big_x0.1.png"]
+
+
+# --- symlinks (issue 13.5, 13.6) ------------------------------------------------------------------
+
+
+def test_a_file_symlink_loop_fails_that_input_only(cli: Cli, photos: Path, tmp_path: Path) -> None:
+    os.symlink("l2.png", photos / "l1.png")
+    os.symlink("l1.png", photos / "l2.png")
+    out = tmp_path / "out"
+    code, stdout, errors = cli(photos, photos / "l1.png", "-o", out)
+    assert code == 1
+    for name in ("l1.png", "l2.png"):
+        assert f"{photos / name}: cannot read the file (Too many levels of symbolic links)" in errors
+    assert "Traceback" not in errors
+    assert files(out) == ["a_x4.png", "b_x4.jpg", "c_x4.png"]
+    assert "upscaled 3 images" in stdout and "failed 2" in stdout
+
+
+def test_recursive_glob_over_folder_symlink_loops_finds_each_image_once(cli: Cli, photos: Path, tmp_path: Path) -> None:
+    (photos / "sub" / "up").symlink_to(photos, target_is_directory=True)
+    (photos / "sub" / "again").symlink_to(photos / "sub", target_is_directory=True)
+    by_glob, failures = discover([str(photos / "**" / "*.png")], recursive=True)
+    by_folder, _ = discover([photos], recursive=True)
+    assert failures == []
+    assert sorted(str(j.relative) for j in by_glob) == ["a.png", "c.png", "sub/d.png"]
+    assert sorted(str(j.relative) for j in by_folder) == ["a.png", "b.jpg", "c.png", "sub/d.png"]
+    code, _, _ = cli(str(photos / "**" / "*.png"), "--recursive", "-o", tmp_path / "out")
+    assert code == 0 and files(tmp_path / "out") == ["a_x4.png", "c_x4.png", "sub/d_x4.png"]
+
+
+# --- outputs that clash (issue 13.2, 13.3) ---------------------------------------------------------
+
+
+class CreatesTheOutputMeanwhile:
+    """Nearest x4 that, while upscaling, lets "another process" create ``victim``."""
+
+    scale = 4
+
+    def __init__(self, victim: Path) -> None:
+        self.victim = victim
+
+    def upscale(self, images: torch.Tensor, *, progress=None) -> torch.Tensor:  # noqa: ANN001
+        if images.shape[-1] == 6 and not self.victim.exists():  # a.png is 5x6
+            self.victim.write_bytes(b"written by another run")
+        return torch.nn.functional.interpolate(images, scale_factor=4, mode="nearest")
+
+
+def test_an_output_created_during_the_run_is_never_replaced(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = out / "a_out.png"
+    jobs, _ = discover([photos])
+    summary = run_batch(jobs, CreatesTheOutputMeanwhile(victim), BatchOptions(output_dir=out, progress=False))
+    assert victim.read_bytes() == b"written by another run"
+    assert (summary.done, summary.skipped, summary.failed) == (2, 0, 1)
+    assert summary.failures[0].message.startswith(f"{victim}: appeared while {photos / 'a.png'} was being upscaled")
+    assert files(out) == ["a_out.png", "b_out.jpg", "c_out.png"]  # and no temporary file left
+
+    victim.unlink()
+    overwrite = BatchOptions(output_dir=out, progress=False, overwrite=True)
+    summary = run_batch(jobs, CreatesTheOutputMeanwhile(victim), overwrite)
+    assert summary.failed == 0 and read_raw(victim).shape == (20, 24, 3)  # --overwrite replaces it
+
+
+def test_two_inputs_with_one_output_name_fail_and_a_rerun_says_so_again(cli: Cli, tmp_path: Path) -> None:
+    for folder, pixels in (("a", RGB), ("b", SUB)):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "photo.png"), pixels)
+    out = tmp_path / "out"
+    message = (
+        f"{tmp_path / 'b' / 'photo.png'}: same output name as {tmp_path / 'a' / 'photo.png'} "
+        f"({out / 'photo_x4.png'}); rename one of them"
+    )
+    code, stdout, errors = cli(tmp_path / "a", tmp_path / "b", "-o", out)
+    assert code == 1 and "upscaled 1 image " in stdout and "failed 1" in stdout
+    assert cli.logged("ERROR") == [message]
+    np.testing.assert_array_equal(read_raw(out / "photo_x4.png"), nearest4(RGB))
+    # The rerun used to say "skipped 2; failed 0" and exit 0, though b/photo.png was never upscaled.
+    code, stdout, errors = cli(tmp_path / "a", tmp_path / "b", "-o", out, "--skip-existing")
+    assert code == 1 and "skipped 1; failed 1" in stdout and message in errors
+    code, _, _ = cli(tmp_path / "a", tmp_path / "b", "-o", out, "--recursive")
+    assert code == 1  # --recursive keeps folders below an input, not the inputs' own names
+
+
+def test_a_temporary_file_of_a_killed_run_is_removed(cli: Cli, photos: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f".a_x4.png.{child.pid}.0123abcd.tmp"
+    stale.write_bytes(b"half a png")
+    assert cli(photos / "a.png", "-o", out)[0] == 0
+    assert files(out) == ["a_x4.png"]

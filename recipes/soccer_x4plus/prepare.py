@@ -38,10 +38,11 @@ import numpy as np
 
 from soccersr.data.crops import CropConfig, crop_folder
 from soccersr.data.dataset import game_id
-from soccersr.data.files import ImageDecodeError, decode_image, list_images, read_rgb_float, write_png
 from soccersr.data.frames import FrameConfig, extract_frames
 from soccersr.data.meta import relative_lines, write_meta_info
 from soccersr.degrade import degrade_image
+from soccersr.io.images import DecodedImage, ImageReadError, read_image, to_integer, write_image
+from soccersr.io.listing import list_images
 
 # Whole games held out. Evaluation: three games with the most unaugmented frames after 744b27;
 # validation (model selection): one more game. Every other game is training data.
@@ -97,23 +98,28 @@ def _collect_clip_frames(clip_dir: Path, dst: Path, per_clip: int) -> int:
         for clip in sorted(clip_dir.glob("*.mp4")):
             extract_frames(clip, Path(tmp), config)
         for frame in list_images(Path(tmp)):
-            half = _read_half(frame)
+            half = _read_half(frame)[:, :, ::-1]  # OpenCV writes BGR
             if not cv2.imwrite(str(dst / f"{frame.stem}.webp"), half, [cv2.IMWRITE_WEBP_QUALITY, 101]):
                 raise SystemExit(f"{dst / frame.stem}.webp: cannot write")
             count += 1
     return count
 
 
-def _read_bgr(path: Path) -> np.ndarray:
+def _read_rgb(path: Path) -> np.ndarray:
+    """8-bit RGB (alpha dropped, gray as three equal channels)."""
     try:
-        return decode_image(path, cv2.IMREAD_COLOR)
-    except ImageDecodeError as e:
+        return to_integer(read_image(path, max_pixels=None).rgb, 8)
+    except ImageReadError as e:
         raise SystemExit(str(e)) from None
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    write_image(path, DecodedImage.from_pixels(rgb), png_compression=3)
 
 
 def _read_half(path: Path) -> np.ndarray:
     """The image downscaled x0.5 with INTER_AREA: the GT of every training, validation and evaluation frame."""
-    image = _read_bgr(path)
+    image = _read_rgb(path)
     h, w = image.shape[:2]
     return cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
 
@@ -121,7 +127,7 @@ def _read_half(path: Path) -> np.ndarray:
 def _halve(src: Path, dst: Path) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for path in list_images(src):
-        write_png(dst / f"{path.stem}.png", _read_half(path))
+        _write_png(dst / f"{path.stem}.png", _read_half(path))
 
 
 def build(out: Path, workers: int) -> None:
@@ -134,14 +140,14 @@ def build(out: Path, workers: int) -> None:
     # The clip frames were halved by collect already (lossless WebP): stored as PNG like the rest.
     if (sources / "train_clips").is_dir():
         for path in list_images(sources / "train_clips"):
-            write_png(out / "train" / "hr" / f"{path.stem}.png", _read_bgr(path))
+            _write_png(out / "train" / "hr" / f"{path.stem}.png", _read_rgb(path))
     report = crop_folder(out / "train" / "hr", out / "train" / "crops", CropConfig(crop_size=400, step=200), workers=workers)
     lines = [line for _, line in relative_lines([out / "train" / "crops"], [out / "train"])]
     write_meta_info(lines, out / "train" / "meta_info.txt")
     (out / "val" / "lq").mkdir(parents=True, exist_ok=True)
     for i, path in enumerate(list_images(out / "val" / "hr") if (out / "val" / "hr").is_dir() else []):
-        lq = degrade_image(read_rgb_float(path), scale=4, seed=VAL_SEED + i)
-        write_png(out / "val" / "lq" / path.name, cv2.cvtColor((lq * 255).round().astype("uint8"), cv2.COLOR_RGB2BGR))
+        lq = degrade_image(read_image(path, max_pixels=None).rgb, scale=4, seed=VAL_SEED + i)
+        write_image(out / "val" / "lq" / path.name, DecodedImage(lq), png_compression=3)
     if (sources / "eval_labels").is_dir():
         shutil.copytree(sources / "eval_labels", out / "eval" / "labels", dirs_exist_ok=True)
 

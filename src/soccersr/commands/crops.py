@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from soccersr.data.crops import CropConfig, crop_folder, default_workers
-    from soccersr.data.files import list_images
+    from soccersr.io.listing import list_images
 
     try:
         cfg = CropConfig(

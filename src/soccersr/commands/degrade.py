@@ -34,15 +34,9 @@ def image_seed(seed: int, relative: Path) -> int:
 
 
 def _find_images(root: Path) -> list[Path]:
-    from soccersr.io.images import is_image_name
+    from soccersr.io.listing import walk_images
 
-    return sorted(
-        p.relative_to(root)
-        for p in root.rglob("*")
-        if is_image_name(p)
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    return sorted(p.relative_to(root) for p in walk_images(root, recursive=True))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,9 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from soccersr.data.files import write_rgb_png
     from soccersr.degrade import DegradationConfig, degrade_image
-    from soccersr.io.images import read_image
+    from soccersr.io.images import DecodedImage, read_image, write_image
 
     prog = "soccersr degrade"
     if args.scale < 1 or args.workers < 1:
@@ -91,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             hr = read_image(path).rgb
             lq = degrade_image(hr, scale=args.scale, seed=image_seed(args.seed, rel), cfg=cfg)
-            write_rgb_png(args.output / target, lq)  # lq holds k/255 values: the 8-bit PNG is exact
+            (args.output / target).parent.mkdir(parents=True, exist_ok=True)
+            write_image(args.output / target, DecodedImage(lq))  # lq holds k/255 values: the 8-bit PNG is exact
         except (ValueError, OSError, RuntimeError) as exc:
             return f"{path}: {exc}" if str(path) not in str(exc) else str(exc)
         return None

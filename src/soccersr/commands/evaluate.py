@@ -118,9 +118,9 @@ def run_fit_niqe(args: argparse.Namespace) -> int:
     import hashlib
     import logging
 
-    from soccersr.data.files import list_images
     from soccersr.eval.niqe import NiqeError, fit_niqe, save_niqe_model
     from soccersr.io.images import ImageReadError, read_image
+    from soccersr.io.listing import list_images
 
     log = logging.getLogger("soccersr.eval")
     folder: Path = args.folder

@@ -1,8 +1,9 @@
 """`soccersr upscale`: upscale photos (files, folders, globs) with a super-resolution model.
 
-Exit codes: 0 when every image was upscaled or skipped, 1 when any input failed (each failure
-is reported on one line naming the file and the reason, and the batch goes on), 2 for usage
-errors (bad options, an unknown model, an unusable device), 130 on Ctrl-C.
+Exit codes: 0 when every image was upscaled or skipped (an existing output is skipped, with a
+note, unless --overwrite), 1 when any input failed (each failure is reported once, on one line
+naming the file and the reason, and the batch goes on), 2 for usage errors (bad options, an
+unknown model, an unusable device), 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -129,9 +130,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="upscale transparency with the model (default) or a Lanczos resize",
     )
     existing = parser.add_mutually_exclusive_group()
-    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs (else they are skipped)")
     existing.add_argument(
-        "--skip-existing", action="store_true", help="skip images whose output exists (resume a batch)"
+        "--skip-existing",
+        action="store_true",
+        help="skip images whose output exists quietly, without a note each (resume a batch)",
     )
     parser.add_argument(
         "--max-pixels",
@@ -216,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
         with logging_redirect_tqdm():
             summary = run_batch(jobs, upscaler, options, failures=failures)
     except BatchInterrupted as stop:
-        print("\n".join(stop.summary.lines()))
+        print(stop.summary.line())
         return 130
-    print("\n".join(summary.lines()))
+    print(summary.line())
     return 1 if summary.failed else 0

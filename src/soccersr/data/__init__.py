@@ -6,7 +6,6 @@ The datasets import torch, so they are not re-exported here: use ``soccersr.data
 """
 
 from soccersr.data.crops import CropConfig, CropReport, crop_boxes, crop_folder, multiscale_sizes, window_starts
-from soccersr.data.files import ImageDecodeError, list_images
 from soccersr.data.frames import FrameConfig, FrameStats, VideoError, extract_frames
 from soccersr.data.meta import check_readable, read_meta_info, relative_lines, write_meta_info
 
@@ -15,13 +14,11 @@ __all__ = [
     "CropReport",
     "FrameConfig",
     "FrameStats",
-    "ImageDecodeError",
     "VideoError",
     "check_readable",
     "crop_boxes",
     "crop_folder",
     "extract_frames",
-    "list_images",
     "multiscale_sizes",
     "read_meta_info",
     "relative_lines",

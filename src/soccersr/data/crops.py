@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from soccersr.data.files import decode_image, list_images, write_png
+from soccersr.io.images import DecodedImage, read_image, write_image
+from soccersr.io.listing import list_images
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +107,8 @@ def multiscale_sizes(width: int, height: int) -> list[tuple[int, int]]:
 
 
 def lanczos_resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """PIL LANCZOS resize (antialiased when shrinking, unlike ``cv2.INTER_LANCZOS4``) of an OpenCV image.
-
-    PIL filters the colour channels independently, so OpenCV's BGR order can go through as is.
-    """
-    from PIL import Image  # pillow: only needed for --multiscale
-
+    """PIL LANCZOS resize (antialiased when shrinking, unlike ``cv2.INTER_LANCZOS4``) of integer pixels
+    as ``DecodedImage.to_pixels`` gives them (PIL filters each channel on its own)."""
     if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[2] in (3, 4)):
         return np.asarray(Image.fromarray(image).resize((width, height), resample=Image.LANCZOS))
     # 16-bit (or 2-channel) images: PIL has no multi-channel 16-bit mode, so resize each channel as float.
@@ -125,6 +123,10 @@ def lanczos_resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
         out.append(resized.astype(image.dtype))
     stacked = np.stack(out, axis=2)
     return stacked[..., 0] if image.ndim == 2 else stacked
+
+
+def _write_png(path: Path, pixels: np.ndarray, compression_level: int) -> None:
+    write_image(path, DecodedImage.from_pixels(pixels), png_compression=compression_level)
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ def crop_image(source: Path, out_dir: Path, cfg: CropConfig, multiscale_dir: Pat
     Errors are returned, not raised, so one bad file does not stop the others.
     """
     try:
-        image = decode_image(source)
+        image = read_image(source, max_pixels=None).to_pixels()
         if image.ndim not in (2, 3):
             return ImageCropResult(source, error=f"{source}: unsupported image with {image.ndim} dimensions")
         versions = [(source.stem, image)]
@@ -158,14 +160,14 @@ def crop_image(source: Path, out_dir: Path, cfg: CropConfig, multiscale_dir: Pat
                     continue
                 small = lanczos_resize(image, w, h)
                 stem = f"{source.stem}T{t}"
-                write_png(multiscale_dir / f"{stem}.png", small, cfg.compression_level)
+                _write_png(multiscale_dir / f"{stem}.png", small, cfg.compression_level)
                 versions.append((stem, small))
         written: list[str] = []
         for stem, img in versions:
             height, width = img.shape[:2]
             for number, (top, left, bottom, right) in enumerate(crop_boxes(height, width, cfg), start=1):
                 name = crop_name(stem, number)
-                write_png(out_dir / name, np.ascontiguousarray(img[top:bottom, left:right]), cfg.compression_level)
+                _write_png(out_dir / name, img[top:bottom, left:right], cfg.compression_level)
                 written.append(name)
         return ImageCropResult(source, written=tuple(written))
     except Exception as exc:  # noqa: BLE001 - reported by name, the run goes on

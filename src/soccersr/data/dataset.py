@@ -23,9 +23,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from soccersr.data.files import ImageDecodeError, list_images, read_rgb_float
 from soccersr.data.meta import read_meta_info
 from soccersr.errors import SoccersrError
+from soccersr.io.images import ImageReadError, read_image
+from soccersr.io.listing import list_images
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +195,8 @@ class HRImageDataset(Dataset):
             return None
         path = self.paths[index]
         try:
-            image = read_rgb_float(path)
-        except ImageDecodeError as exc:
+            image = read_image(path, max_pixels=None).rgb
+        except ImageReadError as exc:
             reason = str(exc)
         else:
             height, width = image.shape[:2]
@@ -269,9 +270,9 @@ class PairedImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, object]:
         stem, lq_path, hr_path = self.pairs[index]
         try:
-            lq = read_rgb_float(lq_path)
-            hr = read_rgb_float(hr_path)
-        except ImageDecodeError as exc:
+            lq = read_image(lq_path, max_pixels=None).rgb
+            hr = read_image(hr_path, max_pixels=None).rgb
+        except ImageReadError as exc:
             raise DatasetError(str(exc)) from exc
         (lh, lw), (hh, hw) = lq.shape[:2], hr.shape[:2]
         self._check_sizes((lw, lh), (hw, hh), lq_path, hr_path)  # the decoded size is what counts

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from soccersr.data.files import write_png
 from soccersr.errors import SoccersrError
+from soccersr.io.images import DecodedImage, write_image
 
 if TYPE_CHECKING:
     import av
@@ -188,7 +188,8 @@ def extract_frames(
                 if path.exists():
                     stats.existing += 1
                 else:
-                    write_png(path, frame.to_ndarray(format="bgr24"), cfg.compression_level)
+                    image = DecodedImage.from_pixels(frame.to_ndarray(format="rgb24"))
+                    write_image(path, image, png_compression=cfg.compression_level)
                     stats.written += 1
                 if cfg.max_frames is not None and stats.kept >= cfg.max_frames:
                     break

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from soccersr.data.files import ImageDecodeError, atomic_write_bytes, decode_image, list_images
+from soccersr.io.atomic import atomic_write_bytes
+from soccersr.io.images import ImageReadError, read_image
+from soccersr.io.listing import list_images
 
 
 def relative_lines(inputs: Sequence[Path], roots: Sequence[Path]) -> list[tuple[Path, str]]:
@@ -37,12 +39,12 @@ def check_readable(
 ) -> dict[Path, str]:
     """Decode every image; return ``{path: reason}`` for those that cannot be read.
 
-    OpenCV releases the GIL while decoding, so a few threads make this several times faster.
+    The decoders release the GIL, so a few threads make this several times faster.
     """
     def reason(path: Path) -> str | None:
         try:
-            decode_image(path)
-        except ImageDecodeError as exc:
+            read_image(path, max_pixels=None)
+        except ImageReadError as exc:
             return str(exc)
         return None
 

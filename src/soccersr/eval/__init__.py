@@ -1,6 +1,6 @@
 """Evaluation that shows whether a model is better: metrics, NIQE, player boxes, sheets, reports.
 
-- ``metrics``: PSNR / SSIM on the Y channel (the SR-paper definitions).
+- PSNR / SSIM on the Y channel (the SR-paper definitions) are ``soccersr.metrics``, which training uses too.
 - ``niqe``: the no-reference NIQE score and the fitting of its pristine model.
 - ``boxes``: YOLO player boxes and the metrics restricted to them.
 - ``sheets``: comparison PNGs and their HTML index.
@@ -10,9 +10,9 @@
 """
 
 from soccersr.eval.inputs import EvalError
-from soccersr.eval.metrics import psnr, ssim
 from soccersr.eval.niqe import NiqeModel, fit_niqe, load_niqe_model, niqe_score, save_niqe_model
 from soccersr.eval.runner import EvalConfig, run_eval
+from soccersr.metrics import psnr, ssim
 
 __all__ = [
     "EvalConfig",

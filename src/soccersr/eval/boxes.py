@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from soccersr.errors import SoccersrError
-from soccersr.eval.metrics import SSIM_WINDOW, psnr_from_mse, squared_error_sum, ssim_plane, y_channel
+from soccersr.metrics import SSIM_WINDOW, psnr_from_mse, squared_error_sum, ssim_plane, y_channel
 
 BALL, GOALKEEPER, PLAYER, REFEREE = 0, 1, 2, 3
 PERSON_CLASSES = frozenset({GOALKEEPER, PLAYER, REFEREE})

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from soccersr import __version__
-from soccersr.data.files import list_images, write_rgb_png
 from soccersr.errors import UsageError
 from soccersr.eval.boxes import PixelBox, clip_box, person_boxes, read_boxes
 from soccersr.eval.report import write_text
 from soccersr.io.hashing import file_sha256
-from soccersr.io.images import IMAGE_SUFFIXES
+from soccersr.io.images import DecodedImage, ImageReadError, read_image, write_image
+from soccersr.io.listing import IMAGE_SUFFIXES, list_images
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,6 @@ class LqCache:
     def get(self, name: str, hr: np.ndarray, hr_sha256: str, seed: int) -> np.ndarray:
         """The LQ of ``hr`` (already mod-cropped) for ``seed``: from the cache, or synthesised and cached."""
         from soccersr import degrade
-        from soccersr.io.images import ImageReadError, read_image
 
         key = {
             "seed": seed,
@@ -141,7 +140,8 @@ class LqCache:
             except ImageReadError as exc:
                 log.warning("cached LQ unusable (%s): synthesising again", exc)
         lq = degrade.degrade_image(np.ascontiguousarray(hr, dtype=np.float32), scale=self.scale, seed=seed)
-        write_rgb_png(path, lq)  # the LQ holds k/255 values, so the 8-bit PNG is exact
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_image(path, DecodedImage(lq))  # the LQ holds k/255 values, so the 8-bit PNG is exact
         self.entries[name] = key
         write_text(self.manifest_path, json.dumps(self.entries, indent=2, sort_keys=True) + "\n")
         return lq
@@ -170,8 +170,6 @@ def load_inputs(
 
     Raises ImageReadError, BoxFileError or EvalError (HR and LQ sizes that do not match).
     """
-    from soccersr.io.images import read_image
-
     if job.hr is None:
         assert job.lq is not None
         lq = read_image(job.lq, max_pixels=max_pixels).rgb

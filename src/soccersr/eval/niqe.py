@@ -36,8 +36,8 @@ import cv2
 import numpy as np
 
 from soccersr.errors import SoccersrError
-from soccersr.eval.metrics import y_channel
 from soccersr.io.atomic import atomic_write
+from soccersr.metrics import y_channel
 
 log = logging.getLogger(__name__)
 

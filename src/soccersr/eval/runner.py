@@ -29,11 +29,9 @@ import cv2
 import numpy as np
 
 from soccersr import __version__
-from soccersr.data.files import write_rgb_png
 from soccersr.eval import report
 from soccersr.eval.boxes import BoxFileError, PixelBox, clip_box, region_scores
 from soccersr.eval.inputs import EvalError, ImageInputs, ImageJob, LqCache, find_jobs, load_inputs
-from soccersr.eval.metrics import psnr, ssim
 from soccersr.eval.niqe import NiqeError, NiqeModel, load_niqe_model, niqe_score
 from soccersr.eval.sheets import (
     Column,
@@ -43,9 +41,10 @@ from soccersr.eval.sheets import (
     index_html,
     make_sheet,
     nearest_enlarge,
-    write_png,
 )
 from soccersr.io.hashing import file_sha256
+from soccersr.io.images import DecodedImage, write_image
+from soccersr.metrics import psnr, ssim
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +269,8 @@ def run_eval(cfg: EvalConfig, *, on_image: Callable[[int, int, str], None] | Non
             sheet = _image_sheet(job.name, inputs, outputs, record, labels, crops, synthesised=cfg.synthesise_lq)
             record["sheet"] = f"sheets/{Path(job.name).stem}.png"
             record["crops"] = [[c.x0, c.y0, c.width, c.height] for c in crops]
-            write_png(report_dir / record["sheet"], sheet)
+            (report_dir / "sheets").mkdir(exist_ok=True)
+            write_image(report_dir / record["sheet"], DecodedImage.from_pixels(sheet))
             index_rows.append(_index_row(record, labels))
         records.append(record)
         log.info("%s: %s", job.name, "; ".join(f"{lbl} {_short(record['results'][lbl])}" for lbl in labels))
@@ -309,7 +309,9 @@ def _evaluate_image(
         scores = _score(sr, inputs, niqe_model, f"{job.name} ({contender.label})")
         record["results"][contender.label] = {**scores, "time_s": elapsed}
         if cfg.save_outputs:
-            write_rgb_png(report_dir / "outputs" / contender.label / f"{Path(job.name).stem}.png", sr)
+            path = report_dir / "outputs" / contender.label / f"{Path(job.name).stem}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_image(path, DecodedImage(sr))
     if inputs.hr is not None and niqe_model is not None:
         # How natural the ground truth itself scores: the floor the models are aiming at.
         record["hr_niqe"] = _safe_niqe(inputs.hr, niqe_model, inputs.scale, f"{job.name} (HR)")

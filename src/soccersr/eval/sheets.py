@@ -13,12 +13,10 @@ import math
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from soccersr.data import files as data_files
 from soccersr.eval.boxes import PixelBox
 
 _BG = (32, 32, 32)
@@ -230,12 +228,6 @@ def make_sheet(
     body = _vstack(rows)
     top = _text_block(body.shape[1], [(caption, 0.5, 1, _FG)])
     return cv2.copyMakeBorder(_vstack([top, body]), _GAP, _GAP, _GAP, _GAP, cv2.BORDER_CONSTANT, value=_BG)
-
-
-def write_png(path: Path, rgb_u8: np.ndarray) -> None:
-    """Write uint8 RGB as PNG atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data_files.write_png(path, cv2.cvtColor(rgb_u8, cv2.COLOR_RGB2BGR))
 
 
 # ---------------------------------------------------------------------------------------------

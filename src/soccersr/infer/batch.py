@@ -3,9 +3,13 @@
 ``discover`` turns command-line inputs (files, folders, globs) into ``Job``s; ``run_batch``
 reads, upscales and writes each one with ``pipeline.upscale_image`` and returns a
 ``BatchSummary``. A bad input or an unwritable output costs that one image, never the batch:
-the reason is logged as one line naming the file, and listed again in the summary. Outputs are
-written atomically, and an existing output is never replaced unless ``overwrite`` is set.
-Ctrl-C raises ``BatchInterrupted`` (a KeyboardInterrupt) carrying the summary so far.
+the reason is logged once, as one line naming the file, and counted in the summary.
+
+Outputs are written atomically. An existing output is skipped unless ``overwrite`` is set, and
+the write itself never replaces a file (another run's output that appeared meanwhile is that
+image's failure). Two inputs with one output name fail before anything is read, so a rerun
+cannot count the one that was never upscaled as done. Ctrl-C raises ``BatchInterrupted`` (a
+KeyboardInterrupt) carrying the summary so far.
 
 Images are processed one after another: decoding and writing take milliseconds next to the
 network's seconds, so overlapping them would add threads for no measurable gain.
@@ -26,15 +30,8 @@ import cv2
 from tqdm import tqdm
 
 from soccersr.infer.pipeline import ALPHA_MODES, AlphaMode, SupportsUpscale, upscale_image
-from soccersr.io.images import (
-    EXTENSIONS,
-    SUFFIX_FORMATS,
-    ImageReadError,
-    ImageWriteError,
-    is_image_name,
-    read_image,
-    write_image,
-)
+from soccersr.io.images import EXTENSIONS, ImageReadError, ImageWriteError, OutputExistsError, read_image, write_image
+from soccersr.io.listing import SUFFIX_FORMATS, glob_base, glob_paths, is_image_name, walk_images
 from soccersr.options import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
 
 logger = logging.getLogger(__name__)
@@ -73,7 +70,9 @@ class BatchOptions:
     """Output size / input size; None: the model's scale."""
     alpha: AlphaMode = "model"
     overwrite: bool = False
+    """Replace existing outputs; else they are skipped, each with a note naming ``--overwrite``."""
     skip_existing: bool = False
+    """Skip existing outputs quietly (resuming a batch)."""
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     progress: bool = True
     """Show progress bars (on a terminal)."""
@@ -107,16 +106,14 @@ class BatchSummary:
     def failed(self) -> int:
         return len(self.failures)
 
-    def lines(self) -> list[str]:
-        """A human summary: counts, megapixels and time, then one line per failure."""
+    def line(self) -> str:
+        """A human summary: counts, megapixels and time (each failure was logged when it happened)."""
         head = (
             f"upscaled {self.done} image{'s' if self.done != 1 else ''} "
             f"({self.input_megapixels:.3g} MP -> {self.output_megapixels:.3g} MP) in {self.seconds:.1f} s; "
             f"skipped {self.skipped}; failed {self.failed}"
         )
-        lines = [("interrupted: " if self.interrupted else "") + head]
-        lines += [f"  {failure.message}" for failure in self.failures]
-        return lines
+        return ("interrupted: " if self.interrupted else "") + head
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -130,31 +127,6 @@ class BatchInterrupted(KeyboardInterrupt):
 # --- Finding the inputs --------------------------------------------------------------------
 
 
-def _walk(folder: Path, recursive: bool, exclude: Path | None) -> list[Path]:
-    """Image files in ``folder`` (and below, if ``recursive``), sorted; hidden names skipped."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        root_path = Path(root)
-        dirs[:] = sorted(
-            d for d in dirs if not d.startswith(".") and (exclude is None or (root_path / d).resolve() != exclude)
-        )
-        found += [root_path / name for name in sorted(files) if is_image_name(Path(name))]
-        if not recursive:
-            break
-    return found
-
-
-def _glob_base(pattern: str) -> Path:
-    """The folder part of a glob before its first wildcard (outputs keep paths relative to it)."""
-    parts = Path(pattern).parts
-    fixed = []
-    for part in parts[:-1]:
-        if glob.has_magic(part):
-            break
-        fixed.append(part)
-    return Path(*fixed) if fixed else Path(".")
-
-
 def discover(
     inputs: Sequence[str | Path], *, recursive: bool = False, exclude: Path | None = None
 ) -> tuple[list[Job], list[Failure]]:
@@ -165,13 +137,13 @@ def discover(
     descends into subfolders (and lets ``**`` in globs match across folders); ``exclude`` is a
     folder never descended into (the output folder, so reruns do not pick up their outputs).
     """
-    exclude = exclude.resolve() if exclude is not None else None
+    excluded = real_path(exclude) if exclude is not None else None
     jobs: list[Job] = []
     failures: list[Failure] = []
     seen: set[Path] = set()
 
     def add(source: Path, relative: Path) -> None:
-        key = source.resolve()
+        key = real_path(source)
         if key not in seen:
             seen.add(key)
             jobs.append(Job(source, relative))
@@ -179,7 +151,7 @@ def discover(
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            files = _walk(path, recursive, exclude)
+            files = walk_images(path, recursive=recursive, exclude=excluded)
             if not files:
                 hint = "" if recursive else " (add --recursive to look in subfolders)"
                 failures.append(Failure(path, f"{path}: no images found in this folder{hint}"))
@@ -188,14 +160,14 @@ def discover(
         elif path.exists() or path.is_symlink():
             add(path, Path(path.name))
         elif glob.has_magic(str(raw)):
-            base = _glob_base(str(raw))
-            matches = [Path(m) for m in sorted(glob.glob(str(raw), recursive=recursive))]
-            if exclude is not None and exclude != base.resolve():
+            base = glob_base(str(raw))
+            matches = glob_paths(str(raw), recursive=recursive)
+            if excluded is not None and excluded != real_path(base):
                 # The output folder inside the globbed folder: never read earlier outputs back in.
-                matches = [m for m in matches if not m.resolve().is_relative_to(exclude)]
+                matches = [m for m in matches if not real_path(m).is_relative_to(excluded)]
             files = [m for m in matches if m.is_file() and is_image_name(m)]
             for folder in (m for m in matches if m.is_dir()):
-                files += _walk(folder, recursive, exclude)
+                files += walk_images(folder, recursive=recursive, exclude=excluded)
             if not files:
                 failures.append(Failure(path, f"{raw}: no image files match"))
             for file in files:
@@ -203,6 +175,12 @@ def discover(
         else:
             failures.append(Failure(path, f"{path}: no such file or folder"))
     return jobs, failures
+
+
+def real_path(path: Path) -> Path:
+    """The path with every symlink resolved, as far as it resolves: unlike ``Path.resolve``,
+    a symlink loop (``l1.png -> l2.png -> l1.png``) is no exception; reading it reports it."""
+    return Path(os.path.realpath(path))
 
 
 # --- Naming the outputs --------------------------------------------------------------------
@@ -278,7 +256,11 @@ class _Tally:
 
 
 class _Skip(Exception):
-    """This job's output already exists and skip_existing is set."""
+    """This job's output already exists and overwrite is not set."""
+
+    def __init__(self, output: Path) -> None:
+        super().__init__(str(output))
+        self.output = output
 
 
 def _prepare_folder(folder: Path) -> None:
@@ -296,52 +278,59 @@ def _prepare_folder(folder: Path) -> None:
 
 
 def _process(
-    job: Job,
-    upscaler: SupportsUpscale,
-    options: BatchOptions,
-    written: dict[Path, Path],
-    tiles: _TileBar,
-    inputs: set[Path],
+    job: Job, upscaler: SupportsUpscale, options: BatchOptions, tiles: _TileBar, inputs: set[Path]
 ) -> tuple[float, float]:
     """Read, upscale and write one job; returns (input, output) megapixels. Raises _Skip or a one-line error."""
-    # Resuming: skip without decoding when the output name does not depend on the image.
-    if (
-        options.skip_existing
-        and not _alpha_may_change_name(job, options)
-        and output_path(job, options, has_alpha=False).exists()
-    ):
-        raise _Skip
+    # Skip without decoding when the output name does not depend on the image.
+    if not options.overwrite and not _alpha_may_change_name(job, options):
+        early = output_path(job, options, has_alpha=False)
+        if os.path.lexists(early) and real_path(early) not in inputs:
+            raise _Skip(early)
     image = read_image(job.source, max_pixels=options.max_pixels)
     target = output_path(job, options, has_alpha=image.alpha is not None)
-    key = target.resolve()
-    if key == job.source.resolve():
+    key = real_path(target)
+    if key == real_path(job.source):
         raise ImageWriteError(
             f"{job.source}: the output would replace the input (set a suffix or another output folder)"
         )
     if key in inputs:
         # Another input of this batch, not yet (or already) upscaled: never destroy a source.
         raise ImageWriteError(f"{job.source}: its output {target} would replace another input of this batch")
-    if key in written:
-        raise ImageWriteError(
-            f"{job.source}: its output {target} was already written for {written[key]} (use --suffix or rename)"
-        )
-    if target.exists() and not options.overwrite:
-        if options.skip_existing:
-            raise _Skip
-        raise ImageWriteError(
-            f"{target}: already exists (use --overwrite to replace it, or --skip-existing to keep it)"
-        )
+    if os.path.lexists(target) and not options.overwrite:
+        raise _Skip(target)
     _prepare_folder(target.parent)
     result = upscale_image(image, upscaler, outscale=options.outscale, alpha=options.alpha, progress=tiles)
-    write_image(
-        target,
-        result,
-        quality=options.quality,
-        format=output_format(job.source, options.format, has_alpha=image.alpha is not None),
-    )
-    written[key] = job.source
+    fmt = output_format(job.source, options.format, has_alpha=image.alpha is not None)
+    try:
+        write_image(target, result, quality=options.quality, format=fmt, replace=options.overwrite)
+    except OutputExistsError:
+        raise ImageWriteError(
+            f"{target}: appeared while {job.source} was being upscaled (another run writing here?); "
+            "kept it, not replaced (--overwrite replaces it)"
+        ) from None
     logger.debug("%s -> %s (%dx%d)", job.source, target, result.width, result.height)
     return image.megapixels, result.megapixels
+
+
+def _refuse_shared_names(jobs: list[Job], options: BatchOptions) -> tuple[list[Job], list[Failure]]:
+    """Jobs whose output name an earlier job of the batch has (``a/photo.png`` and ``b/photo.png``
+    into one folder): the first keeps the name, the others fail now, before anything is read.
+    Either output name counts (with and without alpha), so the answer never depends on what is
+    already on disk, and a rerun with ``--skip-existing`` reports them again."""
+    owners: dict[Path, Job] = {}
+    kept, refused = [], []
+    for job in jobs:
+        names = [real_path(output_path(job, options, has_alpha=has_alpha)) for has_alpha in (False, True)]
+        owner = next((owners[name] for name in names if name in owners), None)
+        if owner is None:
+            kept.append(job)
+            owners.update(dict.fromkeys(names, job))
+        else:
+            target = output_path(job, options, has_alpha=False)
+            refused.append(
+                Failure(job.source, f"{job.source}: same output name as {owner.source} ({target}); rename one of them")
+            )
+    return kept, refused
 
 
 def _drop_earlier_outputs(jobs: list[Job], options: BatchOptions) -> tuple[list[Job], int]:
@@ -354,10 +343,10 @@ def _drop_earlier_outputs(jobs: list[Job], options: BatchOptions) -> tuple[list[
     produced: dict[Path, Path] = {}
     for job in jobs:
         for has_alpha in (False, True):
-            produced[output_path(job, options, has_alpha=has_alpha).resolve()] = job.source
+            produced[real_path(output_path(job, options, has_alpha=has_alpha))] = job.source
     kept = []
     for job in jobs:
-        source = produced.get(job.source.resolve())
+        source = produced.get(real_path(job.source))
         if source is not None and source != job.source:
             logger.info("%s: not upscaled, it is the output of %s from an earlier run", job.source, source)
         else:
@@ -374,9 +363,11 @@ def run_batch(
         BatchInterrupted: on Ctrl-C, with the summary of what finished (no partial file is left).
     """
     jobs, earlier_outputs = _drop_earlier_outputs(list(jobs), options)
-    tally = _Tally(failures=list(failures), skipped=earlier_outputs)
-    inputs = {job.source.resolve() for job in jobs}
-    written: dict[Path, Path] = {}
+    inputs = {real_path(job.source) for job in jobs}
+    jobs, refused = _refuse_shared_names(jobs, options)
+    for failure in refused:
+        logger.error("%s", failure.message)
+    tally = _Tally(failures=[*failures, *refused], skipped=earlier_outputs)
     start = time.perf_counter()
     disable = None if options.progress else True  # tqdm: None = show on a terminal only
     try:
@@ -385,13 +376,16 @@ def run_batch(
                 bar.set_postfix_str(job.source.name, refresh=False)
                 tiles = _TileBar(options.progress, job.source.name)
                 try:
-                    megapixels_in, megapixels_out = _process(job, upscaler, options, written, tiles, inputs)
+                    megapixels_in, megapixels_out = _process(job, upscaler, options, tiles, inputs)
                     tally.done += 1
                     tally.input_megapixels += megapixels_in
                     tally.output_megapixels += megapixels_out
-                except _Skip:
+                except _Skip as skip:
                     tally.skipped += 1
-                    logger.debug("%s: skipped, its output exists", job.source)
+                    if options.skip_existing:
+                        logger.debug("%s: skipped, %s exists", job.source, skip.output)
+                    else:
+                        logger.info("%s: exists, skipped (--overwrite replaces it)", skip.output)
                 except (ImageReadError, ImageWriteError) as error:
                     _fail(tally, job, str(error))
                 except (RuntimeError, MemoryError) as error:

@@ -1,6 +1,6 @@
 """Validation during training: PSNR / SSIM (Y channel, border = scale) on fixed LQ/HR pairs, sample PNGs.
 
-The metric definitions are the evaluation module's (``soccersr.eval.metrics``): 8-bit
+The metric definitions are the evaluation's (``soccersr.metrics``, below both): 8-bit
 quantised images, BT.601 Y, ``crop_border`` = the scale, BasicSR's SSIM window.
 """
 
@@ -17,8 +17,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from soccersr.data.files import write_rgb_png
-from soccersr.eval.metrics import psnr, ssim
+from soccersr.io.images import DecodedImage, write_image
+from soccersr.metrics import psnr, ssim
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,6 @@ def validate(net: torch.nn.Module, dataset: Dataset, *, device: torch.device, sc
 def _save_png(path: Path, rgb: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)  # a folder that cannot be made stops the run, as before
     try:
-        write_rgb_png(path, rgb)
+        write_image(path, DecodedImage(rgb))
     except (OSError, ValueError) as e:
         log.warning("%s: could not write the validation image (%s)", path, e)

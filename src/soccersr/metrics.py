@@ -1,5 +1,7 @@
 """Full-reference metrics: PSNR and SSIM on the Y channel, the way SR papers report them.
 
+Used by evaluation (``eval``) and by validation during training (``train``), so it sits below both.
+
 The definitions follow BasicSR's ``calculate_psnr`` / ``calculate_ssim`` with
 ``test_y_channel=True``, which is what Real-ESRGAN and most SR papers quote:
 
