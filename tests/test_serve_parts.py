@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import zipfile
 
 import pytest
@@ -226,3 +227,34 @@ def test_an_unknown_model_stops_the_command_before_it_listens(tmp_path, capsys, 
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("the server must not start"))
     assert main(["serve", "--model", str(tmp_path / "missing.pth"), "--jobs-dir", str(tmp_path / "jobs")]) == 2
     assert "missing.pth" in capsys.readouterr().err
+
+
+def test_models_load_once_and_listing_never_waits_for_a_load():
+    from serve_helpers import open_tiny
+    from soccersr.options import EngineOptions
+    from soccersr.serve.engines import Engines
+
+    opened, loading, gate = [], threading.Event(), threading.Event()
+
+    def slow_open(ref, options):
+        opened.append(ref)
+        loading.set()
+        gate.wait(30)
+        return open_tiny(ref, options)
+
+    engines = Engines("soccer-x4plus", EngineOptions(), slow_open)
+    loader = threading.Thread(target=engines.get, args=("x4plus",))
+    loader.start()
+    assert loading.wait(30)
+    listed = []
+    lister = threading.Thread(target=lambda: listed.append(engines.scale_of("RealESRGAN_x4plus")))
+    lister.start()
+    lister.join(10)  # a deadlock guard, not a speed check: it returns at once unless it waits for the load
+    answered_during_load = listed == [4]
+    gate.set()
+    loader.join()
+    assert answered_during_load
+    assert engines.get("x4plus") is engines.get("RealESRGAN_x4plus")
+    assert opened == ["x4plus"]
+    with pytest.raises(KeyError):
+        engines.get("/etc/passwd")

@@ -60,7 +60,8 @@ class Engines:
             open_engine = open_upscaler
         self._open = open_engine
         self._engines: dict[str, TileEngine] = {}
-        self._lock = threading.Lock()
+        """Read without a lock (a dict lookup is atomic), so listing models never waits for a load."""
+        self._loading = threading.Lock()
 
     def find(self, name: str) -> ModelChoice | None:
         """The choice called ``name`` (a built-in alias works too), or None."""
@@ -80,7 +81,10 @@ class Engines:
         choice = self.find(name)
         if choice is None:
             raise KeyError(name)
-        with self._lock:  # one load at a time: two jobs asking at once must not load a model twice
+        engine = self._engines.get(choice.name)
+        if engine is not None:
+            return engine
+        with self._loading:  # one load at a time: two callers asking at once must not load a model twice
             engine = self._engines.get(choice.name)
             if engine is None:
                 engine = self._open(choice.ref, self.options)
@@ -92,6 +96,5 @@ class Engines:
         choice = self.find(name)
         if choice is None:
             return None
-        with self._lock:
-            engine = self._engines.get(choice.name)
+        engine = self._engines.get(choice.name)
         return engine.scale if engine is not None else choice.scale

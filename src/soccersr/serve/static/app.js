@@ -8,6 +8,7 @@ import { makeZip } from "./zip.js";
 import { Viewer } from "./viewer.js";
 
 const POLL_MS = 700;
+const POLL_AT_ONCE = 8;
 const IMAGE_NAME = /\.(jpe?g|jpe|png|webp|tiff?|bmp)$/i;
 const FORMAT_LABELS = { auto: "Same as the photo", png: "PNG", jpeg: "JPEG", webp: "WebP", tiff: "TIFF (no preview in most browsers)" };
 
@@ -236,7 +237,8 @@ async function pollJobs() {
     for (;;) {
       const active = items.filter((i) => i.jobId && (i.state === "queued" || i.state === "running"));
       if (!active.length) break;
-      for (const item of active) {
+      // Jobs run in order: the first few are the ones that can change; a long queue costs no more requests.
+      for (const item of active.slice(0, POLL_AT_ONCE)) {
         try {
           const job = await (await api(`/api/jobs/${item.jobId}`)).json();
           showJob(item, job);
