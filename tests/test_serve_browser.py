@@ -167,6 +167,10 @@ def test_upload_compare_and_download_in_chromium(tmp_path):
         shot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shot), full_page=True)
         assert _decode(shot).shape[1] == 1100
+
+        # /docs renders Swagger UI from the package's own files.
+        page.goto(f"{url}/docs")
+        expect(page.locator(".opblock-summary-path", has_text="/api/jobs/{job_id}/result")).to_be_visible()
         assert foreign == []
 
 

@@ -114,6 +114,7 @@ export class Viewer {
     this.note.hidden = true;
     this.width = width;
     this.height = height;
+    this.viewport.style.aspectRatio = `${width} / ${height}`;
     this.before.src = beforeUrl;
     this.after.src = afterUrl;
     this.split = 0.5;
