@@ -5,6 +5,11 @@ reads, upscales and writes each one with ``pipeline.upscale_image`` and returns 
 ``BatchSummary``. A bad input or an unwritable output costs that one image, never the batch:
 the reason is logged once, as one line naming the file, and counted in the summary.
 
+The pieces are shared with the cluster driver (``soccersr.cluster``), so both follow one set of
+rules: ``plan_batch`` applies the rules that need the whole list, ``upscale_job`` is the one
+"read, upscale, write atomically" step of a file (run here in a loop, there on Ray actors),
+``report`` logs its ``Outcome`` and ``Tally`` adds outcomes up into the summary.
+
 Outputs are written atomically. An existing output is skipped unless ``overwrite`` is set, and
 the write itself never replaces a file (another run's output that appeared meanwhile is that
 image's failure). Two inputs with one output name fail before anything is read, so a rerun
@@ -21,7 +26,7 @@ import glob
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -29,7 +34,7 @@ from typing import Literal
 import cv2
 from tqdm import tqdm
 
-from soccersr.infer.pipeline import ALPHA_MODES, AlphaMode, SupportsUpscale, upscale_image
+from soccersr.infer.pipeline import ALPHA_MODES, AlphaMode, ProgressFn, SupportsUpscale, upscale_image
 from soccersr.io.images import EXTENSIONS, ImageReadError, ImageWriteError, OutputExistsError, read_image, write_image
 from soccersr.io.listing import SUFFIX_FORMATS, glob_base, glob_paths, is_image_name, walk_images
 from soccersr.options import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
@@ -37,6 +42,7 @@ from soccersr.options import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
 logger = logging.getLogger(__name__)
 
 OutputFormat = Literal["auto", "png", "jpeg", "webp", "tiff"]
+Status = Literal["done", "skipped", "failed"]
 
 
 @dataclass(frozen=True)
@@ -210,49 +216,22 @@ def _alpha_may_change_name(job: Job, options: BatchOptions) -> bool:
     return output_path(job, options, has_alpha=False) != output_path(job, options, has_alpha=True)
 
 
-# --- Running -------------------------------------------------------------------------------
+# --- One job -------------------------------------------------------------------------------
 
 
-class _TileBar:
-    """A nested progress bar over tiles, opened only when an image is cut into several tiles."""
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one job: upscaled ('done'), left alone ('skipped') or 'failed'."""
 
-    def __init__(self, enabled: bool, label: str) -> None:
-        self.enabled = enabled
-        self.label = label
-        self.bar: tqdm | None = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled or total <= 1:
-            return
-        if self.bar is None:
-            self.bar = tqdm(total=total, desc=self.label, unit="tile", leave=False, position=1, disable=None)
-        self.bar.total = total  # grows when the engine splits tiles after running out of memory
-        self.bar.n = done
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-@dataclass
-class _Tally:
-    done: int = 0
-    skipped: int = 0
-    failures: list[Failure] = field(default_factory=list)
+    source: Path
+    status: Status
+    output: Path | None = None
+    """The file written (done) or found in the way (skipped); None when it failed."""
+    message: str = ""
+    """When failed: one line naming the file and the reason."""
     input_megapixels: float = 0.0
     output_megapixels: float = 0.0
-
-    def freeze(self, seconds: float, interrupted: bool = False) -> BatchSummary:
-        return BatchSummary(
-            self.done,
-            self.skipped,
-            tuple(self.failures),
-            self.input_megapixels,
-            self.output_megapixels,
-            seconds,
-            interrupted,
-        )
+    seconds: float = 0.0
 
 
 class _Skip(Exception):
@@ -263,7 +242,8 @@ class _Skip(Exception):
         self.output = output
 
 
-def _prepare_folder(folder: Path) -> None:
+def prepare_folder(folder: Path) -> None:
+    """Create an output folder, or raise ImageWriteError saying why it cannot be written to."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -277,15 +257,73 @@ def _prepare_folder(folder: Path) -> None:
         raise ImageWriteError(f"{folder}: cannot write to the output folder (permission denied)")
 
 
-def _process(
-    job: Job, upscaler: SupportsUpscale, options: BatchOptions, tiles: _TileBar, inputs: set[Path]
-) -> tuple[float, float]:
-    """Read, upscale and write one job; returns (input, output) megapixels. Raises _Skip or a one-line error."""
-    # Skip without decoding when the output name does not depend on the image.
-    if not options.overwrite and not _alpha_may_change_name(job, options):
-        early = output_path(job, options, has_alpha=False)
-        if os.path.lexists(early) and real_path(early) not in inputs:
-            raise _Skip(early)
+def existing_output(job: Job, options: BatchOptions, inputs: Container[Path]) -> Path | None:
+    """The job's output when it exists and is to be skipped, known without reading the input:
+    None with ``overwrite``, or when the output name depends on the image (alpha may turn a
+    JPEG output into PNG), or when that file is another input of the batch (an error, not a skip)."""
+    if options.overwrite or _alpha_may_change_name(job, options):
+        return None
+    target = output_path(job, options, has_alpha=False)
+    if os.path.lexists(target) and real_path(target) not in inputs:
+        return target
+    return None
+
+
+def upscale_job(
+    job: Job,
+    upscaler: SupportsUpscale,
+    options: BatchOptions,
+    *,
+    inputs: Container[Path],
+    progress: ProgressFn | None = None,
+) -> Outcome:
+    """Read, upscale and write one job, the output atomically: the one step of every batch, local
+    or on a cluster worker.
+
+    ``inputs`` holds the real paths of the batch's inputs that an output could land on (all of
+    them, or just those of this job's output names): an output never replaces an input. A bad
+    input, an unwritable output or an engine error is a failed ``Outcome`` with one line naming
+    the file; nothing half-written is left under the output name. Ctrl-C is not caught.
+    """
+    start = time.perf_counter()
+
+    def failed(message: str) -> Outcome:
+        return Outcome(job.source, "failed", message=message, seconds=time.perf_counter() - start)
+
+    try:
+        target, megapixels_in, megapixels_out = _read_upscale_write(job, upscaler, options, inputs, progress)
+    except _Skip as skip:
+        return Outcome(job.source, "skipped", skip.output, seconds=time.perf_counter() - start)
+    except (ImageReadError, ImageWriteError) as error:
+        return failed(str(error))
+    except (RuntimeError, MemoryError) as error:
+        # Out of memory, a CUDA error...: this image fails, the next may be smaller.
+        return failed(f"{job.source}: upscaling failed ({_first_line(error)}); try a smaller --tile")
+    except (ValueError, cv2.error) as error:
+        # e.g. an --outscale that leaves no pixel, or a resize OpenCV cannot allocate.
+        return failed(f"{job.source}: upscaling failed ({_first_line(error)})")
+    return Outcome(job.source, "done", target, "", megapixels_in, megapixels_out, time.perf_counter() - start)
+
+
+def report(outcome: Outcome, options: BatchOptions) -> None:
+    """Log what the user should hear about one outcome: each failure once, as its one line, and
+    a note for a skipped output (a debug line only with ``skip_existing``)."""
+    if outcome.status == "failed":
+        logger.error("%s", outcome.message)
+    elif outcome.status == "skipped":
+        if options.skip_existing:
+            logger.debug("%s: skipped, %s exists", outcome.source, outcome.output)
+        else:
+            logger.info("%s: exists, skipped (--overwrite replaces it)", outcome.output)
+
+
+def _read_upscale_write(
+    job: Job, upscaler: SupportsUpscale, options: BatchOptions, inputs: Container[Path], progress: ProgressFn | None
+) -> tuple[Path, float, float]:
+    """Returns (output, input megapixels, output megapixels). Raises _Skip or a one-line error."""
+    early = existing_output(job, options, inputs)  # skip without decoding when the name is known
+    if early is not None:
+        raise _Skip(early)
     image = read_image(job.source, max_pixels=options.max_pixels)
     target = output_path(job, options, has_alpha=image.alpha is not None)
     key = real_path(target)
@@ -298,8 +336,8 @@ def _process(
         raise ImageWriteError(f"{job.source}: its output {target} would replace another input of this batch")
     if os.path.lexists(target) and not options.overwrite:
         raise _Skip(target)
-    _prepare_folder(target.parent)
-    result = upscale_image(image, upscaler, outscale=options.outscale, alpha=options.alpha, progress=tiles)
+    prepare_folder(target.parent)
+    result = upscale_image(image, upscaler, outscale=options.outscale, alpha=options.alpha, progress=progress)
     fmt = output_format(job.source, options.format, has_alpha=image.alpha is not None)
     try:
         write_image(target, result, quality=options.quality, format=fmt, replace=options.overwrite)
@@ -309,7 +347,31 @@ def _process(
             "kept it, not replaced (--overwrite replaces it)"
         ) from None
     logger.debug("%s -> %s (%dx%d)", job.source, target, result.width, result.height)
-    return image.megapixels, result.megapixels
+    return target, image.megapixels, result.megapixels
+
+
+# --- Planning ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """The jobs of a batch that are to run, after the rules that need the whole list."""
+
+    jobs: tuple[Job, ...]
+    inputs: frozenset[Path]
+    """Real paths of the inputs: no output may replace one."""
+    refused: tuple[Failure, ...]
+    """Jobs whose output name an earlier job has: they fail before anything is read."""
+    earlier_outputs: int
+    """Inputs left out as this batch's own outputs from an earlier run (counted as skipped)."""
+
+
+def plan_batch(jobs: Iterable[Job], options: BatchOptions) -> BatchPlan:
+    """Apply the whole-batch rules: leave out earlier outputs, refuse shared output names."""
+    kept, earlier_outputs = _drop_earlier_outputs(list(jobs), options)
+    inputs = frozenset(real_path(job.source) for job in kept)
+    kept, refused = _refuse_shared_names(kept, options)
+    return BatchPlan(tuple(kept), inputs, tuple(refused), earlier_outputs)
 
 
 def _refuse_shared_names(jobs: list[Job], options: BatchOptions) -> tuple[list[Job], list[Failure]]:
@@ -354,6 +416,63 @@ def _drop_earlier_outputs(jobs: list[Job], options: BatchOptions) -> tuple[list[
     return kept, len(jobs) - len(kept)
 
 
+# --- Running the batch -------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """Adds up outcomes into a ``BatchSummary`` (the local loop and the cluster driver both use it)."""
+
+    done: int = 0
+    skipped: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    input_megapixels: float = 0.0
+    output_megapixels: float = 0.0
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.status == "done":
+            self.done += 1
+            self.input_megapixels += outcome.input_megapixels
+            self.output_megapixels += outcome.output_megapixels
+        elif outcome.status == "skipped":
+            self.skipped += 1
+        else:
+            self.failures.append(Failure(outcome.source, outcome.message))
+
+    def freeze(self, seconds: float, interrupted: bool = False) -> BatchSummary:
+        return BatchSummary(
+            self.done,
+            self.skipped,
+            tuple(self.failures),
+            self.input_megapixels,
+            self.output_megapixels,
+            seconds,
+            interrupted,
+        )
+
+
+class _TileBar:
+    """A nested progress bar over tiles, opened only when an image is cut into several tiles."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled = enabled
+        self.label = label
+        self.bar: tqdm | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 1:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.label, unit="tile", leave=False, position=1, disable=None)
+        self.bar.total = total  # grows when the engine splits tiles after running out of memory
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def run_batch(
     jobs: Iterable[Job], upscaler: SupportsUpscale, options: BatchOptions, *, failures: Sequence[Failure] = ()
 ) -> BatchSummary:
@@ -362,40 +481,23 @@ def run_batch(
     Raises:
         BatchInterrupted: on Ctrl-C, with the summary of what finished (no partial file is left).
     """
-    jobs, earlier_outputs = _drop_earlier_outputs(list(jobs), options)
-    inputs = {real_path(job.source) for job in jobs}
-    jobs, refused = _refuse_shared_names(jobs, options)
-    for failure in refused:
+    plan = plan_batch(jobs, options)
+    for failure in plan.refused:
         logger.error("%s", failure.message)
-    tally = _Tally(failures=[*failures, *refused], skipped=earlier_outputs)
+    tally = Tally(failures=[*failures, *plan.refused], skipped=plan.earlier_outputs)
     start = time.perf_counter()
     disable = None if options.progress else True  # tqdm: None = show on a terminal only
     try:
-        with tqdm(total=len(jobs), unit="img", desc="upscale", disable=disable) as bar:
-            for job in jobs:
+        with tqdm(total=len(plan.jobs), unit="img", desc="upscale", disable=disable) as bar:
+            for job in plan.jobs:
                 bar.set_postfix_str(job.source.name, refresh=False)
                 tiles = _TileBar(options.progress, job.source.name)
                 try:
-                    megapixels_in, megapixels_out = _process(job, upscaler, options, tiles, inputs)
-                    tally.done += 1
-                    tally.input_megapixels += megapixels_in
-                    tally.output_megapixels += megapixels_out
-                except _Skip as skip:
-                    tally.skipped += 1
-                    if options.skip_existing:
-                        logger.debug("%s: skipped, %s exists", job.source, skip.output)
-                    else:
-                        logger.info("%s: exists, skipped (--overwrite replaces it)", skip.output)
-                except (ImageReadError, ImageWriteError) as error:
-                    _fail(tally, job, str(error))
-                except (RuntimeError, MemoryError) as error:
-                    # Out of memory, a CUDA error...: this image fails, the next may be smaller.
-                    _fail(tally, job, f"{job.source}: upscaling failed ({_first_line(error)}); try a smaller --tile")
-                except (ValueError, cv2.error) as error:
-                    # e.g. an --outscale that leaves no pixel, or a resize OpenCV cannot allocate.
-                    _fail(tally, job, f"{job.source}: upscaling failed ({_first_line(error)})")
+                    outcome = upscale_job(job, upscaler, options, inputs=plan.inputs, progress=tiles)
                 finally:
                     tiles.close()
+                report(outcome, options)
+                tally.add(outcome)
                 bar.update(1)
     except KeyboardInterrupt:
         raise BatchInterrupted(tally.freeze(time.perf_counter() - start, interrupted=True)) from None
@@ -405,8 +507,3 @@ def run_batch(
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-
-
-def _fail(tally: _Tally, job: Job, message: str) -> None:
-    logger.error("%s", message)
-    tally.failures.append(Failure(job.source, message))
