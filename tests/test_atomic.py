@@ -132,6 +132,22 @@ def test_stale_temporaries_of_dead_processes_are_removed_on_the_next_write(tmp_p
         live_child.wait()
 
 
+def test_temporaries_written_on_another_machine_are_never_swept(tmp_path: Path) -> None:
+    # Cluster workers on several machines write into one shared folder: a PID that is dead here
+    # may be a live writer there. This used to be removed by the first write on this machine.
+    other_machine = "0" * 8 if atomic.pid_space() != "0" * 8 else "1" * 8
+    theirs = tmp_path / f".photo_x4.png.{_dead_pid()}-{other_machine}.0123abcd.tmp"
+    ours = tmp_path / f".other_x4.png.{_dead_pid()}-{atomic.pid_space()}.0123abcd.tmp"
+    for path in (theirs, ours):
+        path.write_bytes(b"half a png")
+    assert remove_stale_temporaries(tmp_path) == [ours]
+    assert theirs.exists()
+
+    seen = []
+    atomic_write(tmp_path / "new.png", lambda tmp: seen.append(tmp.name) or tmp.write_bytes(b"png"))
+    assert seen[0].startswith(f".new.png.{os.getpid()}-{atomic.pid_space()}.")  # this machine's name
+
+
 def test_a_folder_is_swept_once_per_process(tmp_path: Path) -> None:
     atomic_write_bytes(tmp_path / "first.bin", b"1")
     later = tmp_path / f".first.bin.{_dead_pid()}.0123abcd.tmp"

@@ -2,9 +2,12 @@
 
 Every file soccersr writes (upscaled images, the weights cache, checkpoints, exports, logs,
 training data) goes through here. The temporary file is a hidden sibling of the target,
-``.NAME.PID.RANDOM.tmp`` (same filesystem, so the rename is atomic); it is removed on any
-exception, Ctrl-C included. A process killed with SIGKILL cannot clean up, so the first write
-of a process into a folder removes the temporaries there whose writer is no longer running.
+``.NAME.PID-SPACE.RANDOM.tmp`` (same filesystem, so the rename is atomic); it is removed on
+any exception, Ctrl-C included. A process killed with SIGKILL cannot clean up, so the first
+write of a process into a folder removes the temporaries there whose writer is no longer
+running. SPACE names the machine and PID namespace the PID belongs to: in a folder shared by
+several machines (cluster workers writing to one network path) a PID of another machine says
+nothing about that writer here, so its temporaries are left alone.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import hashlib
 import logging
 import os
 import re
 import secrets
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -23,7 +28,8 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-_TEMP_NAME = re.compile(r"\.(?P<target>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.tmp")
+# Names written before SPACE was added have none; they count as this machine's.
+_TEMP_NAME = re.compile(r"\.(?P<target>.+)\.(?P<pid>[0-9]+)(?:-(?P<space>[0-9a-f]{8}))?\.[0-9a-f]{8}\.tmp")
 _swept_folders: set[str] = set()
 _sweep_lock = threading.Lock()
 
@@ -44,7 +50,7 @@ def atomic_write(
     """
     path = Path(path)
     _sweep_once(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{pid_space()}.{secrets.token_hex(4)}.tmp")
     try:
         mode = _create_empty(tmp)
         write(tmp)
@@ -148,9 +154,8 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     """Remove the temporary files in ``folder`` whose writing process is no longer running.
 
     Only names of the exact form this module writes are considered, and a file is kept whenever
-    its process may still be alive (this process, another user's, any PID that exists). PIDs are
-    this machine's: a folder that writers on other machines share is not something to sweep.
-    Returns the removed paths.
+    its process may still be alive (this process, another user's, any PID that exists) or
+    belongs to another machine or PID namespace (see ``pid_space``). Returns the removed paths.
     """
     removed = []
     try:
@@ -159,7 +164,9 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
         return removed
     for entry in entries:
         match = _TEMP_NAME.fullmatch(entry.name)
-        if match is None or _process_may_be_alive(int(match["pid"])):
+        if match is None or match["space"] not in (None, pid_space()):
+            continue  # not ours, or written on another machine sharing this folder
+        if _process_may_be_alive(int(match["pid"])):
             continue
         try:
             if not entry.is_file(follow_symlinks=False):
@@ -181,6 +188,17 @@ def _sweep_once(folder: Path) -> None:
             return
         _swept_folders.add(key)
     remove_stale_temporaries(folder)
+
+
+@functools.cache
+def pid_space() -> str:
+    """8 hex digits naming where this process's PIDs mean something: the host name and, on
+    Linux, the PID namespace (containers on one host each have their own)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return hashlib.sha256(f"{socket.gethostname()}/{namespace}".encode()).hexdigest()[:8]
 
 
 def _process_may_be_alive(pid: int) -> bool:
