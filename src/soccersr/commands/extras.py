@@ -1,8 +1,8 @@
 """Optional packages: which pip extra installs each, and the one-line hint when one is missing.
 
 A plain ``pip install soccersr`` upscales with PyTorch. Video frames, training and the multiscale
-crops need ``soccersr[train]``; ONNX export and ONNX models need ``soccersr[onnx]``
-(pyproject.toml, ``[project.optional-dependencies]``).
+crops need ``soccersr[train]``; ONNX export and ONNX models need ``soccersr[onnx]``;
+``upscale --cluster ray`` needs ``soccersr[ray]`` (pyproject.toml, ``[project.optional-dependencies]``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ EXTRA_OF_MODULE = {
     "tensorboard": "train",
     "onnx": "onnx",
     "onnxruntime": "onnx",
+    "ray": "ray",
+    "pyarrow": "ray",  # Ray Data's, missing where Ray was installed without its [data] extra
 }
 """Top-level import name -> the extra that installs it."""
 

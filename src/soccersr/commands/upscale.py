@@ -4,6 +4,9 @@ Exit codes: 0 when every image was upscaled or skipped (an existing output is sk
 note, unless --overwrite), 1 when any input failed (each failure is reported once, on one line
 naming the file and the reason, and the batch goes on), 2 for usage errors (bad options, an
 unknown model, an unusable device), 130 on Ctrl-C.
+
+``--cluster ray`` runs the same batch on Ray workers (``soccersr.cluster``): same listing, rules,
+summary and exit codes, plus a manifest in the output folder.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sys
 from pathlib import Path
 
 from soccersr.commands.args import auto_or_int
+from soccersr.errors import UsageError
 from soccersr.options import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_TILE_OVERLAP,
@@ -25,7 +29,6 @@ from soccersr.options import (
 )
 
 logger = logging.getLogger(__name__)
-
 
 
 def _int_in(low: int, high: int):
@@ -48,6 +51,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
     return value
 
 
@@ -146,12 +159,69 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--batch-size", type=auto_or_int(1), default="auto", help="tiles per forward pass, or auto (default)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cluster = parser.add_argument_group(
+        "many machines",
+        "Run the batch on Ray (pip install 'soccersr[ray]'). Workers read, upscale and write each file "
+        "themselves: inputs and OUTDIR must be the same paths on every machine (a shared filesystem). "
+        "OUTDIR gets a manifest, soccersr-manifest.csv, that reruns use to skip finished work.",
+    )
+    cluster.add_argument("--cluster", choices=("ray",), default=None, help="run on Ray workers")
+    cluster.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="join this cluster (auto, HOST:6379, ray://HOST:10001); default: start a local Ray for the run",
+    )
+    cluster.add_argument(
+        "--workers",
+        type=_int_in(1, 1 << 20),
+        default=None,
+        help="workers, each with its own engine (default: as many as the cluster holds now)",
+    )
+    cluster.add_argument(
+        "--gpus-per-worker", type=_non_negative_float, default=0.0, metavar="G", help="GPUs of each worker (default 0)"
+    )
+    cluster.add_argument(
+        "--cpus-per-worker",
+        type=_positive_float,
+        default=None,
+        metavar="C",
+        help="CPUs of each worker, also its network threads (default 1)",
+    )
     parser.set_defaults(func=run)
 
 
 def _error(message: str) -> int:
     print(f"soccersr upscale: error: {message}", file=sys.stderr)
     return 2
+
+
+def _cluster_options(args: argparse.Namespace):  # -> ClusterOptions | None
+    """The cluster options, or None for a local run; they mean nothing without --cluster."""
+    if args.cluster is None:
+        given = [
+            flag
+            for flag, value, default in (
+                ("--ray-address", args.ray_address, None),
+                ("--workers", args.workers, None),
+                ("--gpus-per-worker", args.gpus_per_worker, 0.0),
+                ("--cpus-per-worker", args.cpus_per_worker, None),
+            )
+            if value != default
+        ]
+        if given:
+            raise UsageError(f"{given[0]} needs --cluster ray")
+        return None
+    from soccersr.cluster.ray_job import ClusterOptions
+    from soccersr.commands.extras import require
+
+    require("--cluster ray", "ray", "ray.data")  # before anything is listed or loaded: fail fast
+    return ClusterOptions(
+        address=args.ray_address,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker,
+        cpus_per_worker=1.0 if args.cpus_per_worker is None else args.cpus_per_worker,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -162,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
     from soccersr.weights import WeightsError
     from soccersr.weights.zoo import DEFAULT_MODEL
 
+    cluster = _cluster_options(args)
     output_dir: Path = args.output
     if output_dir.exists() and not output_dir.is_dir():
         return _error(f"{output_dir}: the output folder is a file")
@@ -182,7 +253,8 @@ def run(args: argparse.Namespace) -> int:
             tile_overlap=DEFAULT_TILE_OVERLAP if args.tile_overlap is None else args.tile_overlap,
             batch_size=args.batch_size,
         )
-        upscaler = open_upscaler(model_arg, engine_options)
+        # On a cluster the driver loads the model only to check it and learn its scale: on its CPU.
+        upscaler = open_upscaler(model_arg, engine_options if cluster is None else EngineOptions(engine=args.engine))
     except WeightsError as error:
         return _error(str(error))
     except (ValueError, RuntimeError) as error:  # OnnxModelError is a ValueError
@@ -212,12 +284,18 @@ def run(args: argparse.Namespace) -> int:
         "s" if len(jobs) != 1 else "",
         upscaler.name,
         upscaler.scale,
-        upscaler.device,
+        upscaler.device if cluster is None else f"Ray workers ({args.device})",
     )
 
     try:
         with logging_redirect_tqdm():
-            summary = run_batch(jobs, upscaler, options, failures=failures)
+            if cluster is None:
+                summary = run_batch(jobs, upscaler, options, failures=failures)
+            else:
+                from soccersr.cluster.ray_job import run_on_ray
+
+                del upscaler  # the workers build their own
+                summary = run_on_ray(jobs, model_arg, engine_options, options, cluster, failures=failures)
     except BatchInterrupted as stop:
         print(stop.summary.line())
         return 130
