@@ -98,9 +98,11 @@ def run_on_ray(
     cluster: ClusterOptions,
     *,
     failures: Sequence[Failure] = (),
+    on_outcome: Callable[[Outcome], None] | None = None,
 ) -> BatchSummary:
     """Upscale ``jobs`` on Ray workers; ``failures`` (from ``discover``) go into the summary and
-    the manifest, as they are already reported.
+    the manifest, as they are already reported. ``on_outcome`` is called on the driver with each
+    file's outcome as it arrives (progress for callers without a terminal).
 
     Raises:
         UsageError: options that cannot run there (a GPU device without GPUs, too few CPUs).
@@ -126,6 +128,8 @@ def run_on_ray(
         report(outcome, options)
         tally.add(outcome)
         manifest.record(ManifestRow.of(outcome))
+        if on_outcome is not None:
+            on_outcome(outcome)
 
     pending = []
     for job in plan.jobs:

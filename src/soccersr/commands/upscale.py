@@ -6,7 +6,8 @@ naming the file and the reason, and the batch goes on), 2 for usage errors (bad 
 unknown model, an unusable device), 130 on Ctrl-C.
 
 ``--cluster ray`` runs the same batch on Ray workers (``soccersr.cluster``): same listing, rules,
-summary and exit codes, plus a manifest in the output folder.
+summary and exit codes, plus a manifest in the output folder; a Ray run that fails as a whole
+(workers that cannot start, a cluster that goes away) is one error line and exit code 1.
 """
 
 from __future__ import annotations
