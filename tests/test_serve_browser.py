@@ -68,12 +68,18 @@ def live_server(tmp_path: Path, **overrides):
         thread.join(30)
 
 
+BROWSER_TIMEOUT_MS = 60_000
+
+
 @contextmanager
 def browser_page(base_url: str, *, width: int = 1100, height: int = 1000):
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+            # CI machines are small and may be busy: Playwright's 5 s defaults fail a slow but working page.
+            context.set_default_timeout(BROWSER_TIMEOUT_MS)
+            sync_api.expect.set_options(timeout=BROWSER_TIMEOUT_MS)
             page = context.new_page()
             foreign = []
             page.on(
