@@ -57,7 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--engine", default="auto", choices=ENGINES, help="inference backend, as for upscale (default auto)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help="inference precision (default auto: fp16 on CUDA, fp32 on the CPU)")
+                        help="inference precision (default auto: fp16 on CUDA; bf16 on a CPU with native bf16, else fp32)")
     parser.add_argument("--tile", type=auto_or_int(0), default="auto", help="tile size in input pixels, 0 for none, or auto")
     parser.add_argument("--crops", type=_crop, nargs="+", default=[], metavar="X,Y,W,H",
                         help="sheet crops on the output grid (default: players from --boxes, else the most detailed regions)")
@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from soccersr.errors import SoccersrError
     from soccersr.eval.runner import EvalConfig, run_eval
 
     log = logging.getLogger("soccersr.eval")
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             outcome = run_eval(cfg, on_image=on_image)
             bar.n = bar.total or 0
             bar.refresh()
-    except ValueError as exc:
+    except (ValueError, SoccersrError) as exc:
         # EvalError, NiqeError, WeightsError, ImageReadError, BoxFileError and the engine's
         # option errors are all ValueErrors with a one-line message naming the cause.
         print(f"soccersr eval: error: {exc}", file=sys.stderr)
