@@ -115,7 +115,7 @@ def test_upload_compare_and_download_in_chromium(tmp_path):
         items.nth(0).get_by_role("button", name="Compare").click()
         viewer = page.locator("#viewer")
         expect(viewer).to_be_visible()
-        page.wait_for_function("document.querySelector('#after').naturalWidth === 960")
+        expect(page.locator("#after")).to_have_js_property("naturalWidth", 960)
         assert page.eval_on_selector("#before", "img => img.naturalWidth") == 240
 
         clip = "document.querySelector('#after').style.clipPath"
@@ -166,7 +166,7 @@ def test_upload_compare_and_download_in_chromium(tmp_path):
         assert unlabeled == []
 
         items.nth(0).get_by_role("button", name="Compare").click()
-        page.wait_for_function("document.querySelector('#after').naturalWidth === 960")
+        expect(page.locator("#after")).to_have_js_property("naturalWidth", 960)
         split.fill("45")
         split.dispatch_event("input")
         shot = Path(SCREENSHOT) if SCREENSHOT else tmp_path / "serve-page.png"
