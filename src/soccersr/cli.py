@@ -12,10 +12,10 @@ import logging
 import sys
 
 from soccersr import __version__
-from soccersr.commands import crops, degrade, evaluate, export, frames, meta, models, train, upscale
+from soccersr.commands import crops, degrade, evaluate, export, frames, meta, models, train, upscale, video
 
 # The order here is the order of the pipeline and of ``soccersr --help``.
-COMMANDS = (upscale, models, frames, crops, meta, degrade, train, evaluate, export)
+COMMANDS = (upscale, video, models, frames, crops, meta, degrade, train, evaluate, export)
 
 
 def build_parser() -> argparse.ArgumentParser:
