@@ -204,12 +204,19 @@ def run(args: argparse.Namespace) -> int:
             output.parent.mkdir(parents=True, exist_ok=True)
             with logging_redirect_tqdm():
                 result = restore_video(source, output, upscaler, options)
+        except KeyboardInterrupt:
+            print(f"interrupted: the same command continues {source} after its last finished segment", file=sys.stderr)
+            return 130
         except SoccersrError as error:
             print(f"soccersr video: error: {error}", file=sys.stderr)
             failures += 1
             continue
         except (OSError, av.error.FFmpegError) as error:  # a full disk, an encoder that fails
             print(f"soccersr video: error: {source}: {one_line(error)}", file=sys.stderr)
+            failures += 1
+            continue
+        except RuntimeError as error:  # the engine failed (out of memory even at the smallest tile, ...)
+            print(f"soccersr video: error: {source}: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
             failures += 1
             continue
         print(result.summary())

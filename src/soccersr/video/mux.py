@@ -96,10 +96,16 @@ class SideStream:
 
 
 def plan_side_streams(source: av.container.InputContainer, video_index: int, container: str) -> list[SideStream]:
-    """The fate of every audio and subtitle stream of ``source`` in a ``container`` file (data
-    streams and attachments are not carried over)."""
+    """The fate of every audio and subtitle stream of ``source`` in a ``container`` file (cover
+    pictures, data streams and attachments are not carried over; other video streams are
+    left out with a note)."""
+    from av.stream import Disposition
+
     plans = []
     for stream in source.streams:
+        if stream.type == "video" and stream.index != video_index and not stream.disposition & Disposition.attached_pic:
+            note = f"video stream #{stream.index} is left out: only the first video stream is restored"
+            plans.append(SideStream(stream.index, "drop", note))
         if stream.index == video_index or stream.type not in ("audio", "subtitle"):
             continue
         codec = stream.codec_context.name if stream.codec_context is not None else "unknown codec"
@@ -111,7 +117,8 @@ def plan_side_streams(source: av.container.InputContainer, video_index: int, con
             note = f"audio stream #{stream.index} ({codec}) cannot be copied into {where}: transcoded to {target}"
             plans.append(SideStream(stream.index, "transcode", note))
         else:
-            note = f"{stream.type} stream #{stream.index} ({codec}) cannot go into {where}: left out (.mkv keeps it)"
+            keeper = " (.mkv keeps it)" if container != "matroska" else ""
+            note = f"{stream.type} stream #{stream.index} ({codec}) cannot go into {where}: left out{keeper}"
             plans.append(SideStream(stream.index, "drop", note))
     return plans
 
@@ -128,9 +135,11 @@ def assemble(
 
     options = {}
     if container in ("mp4", "mov"):
-        # The index first (plays while downloading); edit lists (a start time other than 0) in the
-        # video's own time base, where the default 1/1000 s would round every stream's start.
-        options = {"movflags": "+faststart", "movie_timescale": str(info.time_base.denominator)}
+        # The index first (plays while downloading); edit lists (a start time other than 0) in a
+        # multiple of the video's time base, at least 1/1000 s: the default 1/1000 s rounds the
+        # video's start, a coarse 1/25 s would round the sound's.
+        den = info.time_base.denominator
+        options = {"movflags": "+faststart", "movie_timescale": str(den * -(-1000 // den))}
     source = open_input(info.path)
     with source, av.open(str(path), "w", format=container, container_options=options) as out:
         in_video = video_stream(source, info.path)
