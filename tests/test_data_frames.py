@@ -90,11 +90,13 @@ def test_min_diff_zero_keeps_duplicates_but_not_blank(synthetic_video: Path, tmp
 
 
 def test_every_seconds_and_max_frames(synthetic_video: Path, tmp_path: Path) -> None:
-    # Candidates every 0.2 s at 10 fps: frames 0, 2, 4, 6, 8 (2 duplicates 0, 4 is black).
+    # Candidates every 0.2 s at 10 fps: frames 0, 2, 4, 6, 8 (4 is black; 2 is a near-duplicate of 0).
+    # --every alone keeps one frame per 0.2 s: near-duplicates are dropped only when --min-diff asks.
     assert main(["frames", str(synthetic_video), "-o", str(tmp_path / "a"), "--every", "0.2"]) == 0
-    assert _indices(tmp_path / "a", "synth") == [0, 6, 8]
-    assert main(["frames", str(synthetic_video), "-o", str(tmp_path / "b"), "--every", "0.2", "--min-diff", "0"]) == 0
-    assert _indices(tmp_path / "b", "synth") == [0, 2, 6, 8]
+    assert _indices(tmp_path / "a", "synth") == [0, 2, 6, 8]
+    args = ["--every", "0.2", "--min-diff", "0.01"]
+    assert main(["frames", str(synthetic_video), "-o", str(tmp_path / "b"), *args]) == 0
+    assert _indices(tmp_path / "b", "synth") == [0, 6, 8]
     assert main(["frames", str(synthetic_video), "-o", str(tmp_path / "c"), "--max-frames", "2"]) == 0
     assert _indices(tmp_path / "c", "synth") == [0, 6]
 
@@ -186,7 +188,7 @@ def test_bad_and_missing_videos_are_reported(synthetic_video: Path, tmp_path: Pa
     missing = tmp_path / "missing.mp4"
     assert main(["frames", str(bad), str(missing), str(synthetic_video), "-o", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
-    assert f"{bad}: cannot open" in err
+    assert f"{bad}: not a readable video" in err
     assert f"{missing}: no such file" in err
     assert _indices(tmp_path / "out", "synth") == EXPECTED_DEFAULT  # the good video is still done
 
@@ -203,3 +205,58 @@ def test_videos_with_the_same_stem_are_refused(synthetic_video: Path, tmp_path: 
     assert main(["frames", str(synthetic_video), str(other), "-o", str(tmp_path / "out")]) == 2
     assert "have the same name stem" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def fixed_camera_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 s at 25 fps of a fixed camera: the same pitch every frame, one small player walking
+    across it and a little sensor noise (thumbnails differ by far less than 0.01), one key frame."""
+    path = tmp_path_factory.mktemp("video") / "fixed.mp4"
+    y, x = np.mgrid[0:H, 0:W]
+    pitch = np.stack([40 + x, 120 + y, 60 + x // 2], axis=2).astype(np.uint8)
+    with av.open(str(path), "w") as container:
+        options = {"x264-params": "keyint=1000:scenecut=0", "crf": "10"}
+        stream = container.add_stream("libx264", rate=25, options=options)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for i in range(150):
+            frame = pitch.copy()
+            frame[20:22, (i // 3) % (W - 2) : (i // 3) % (W - 2) + 2] = 250  # the player
+            noise = np.random.default_rng(i).integers(-1, 2, frame.shape)
+            frame = np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_every_means_one_frame_every_n_seconds_on_fixed_camera_footage(fixed_camera_video: Path, tmp_path: Path) -> None:
+    # Before: the near-duplicate filter (default 0.01) ate every candidate after the first.
+    assert main(["frames", str(fixed_camera_video), "-o", str(tmp_path / "every"), "--every", "1"]) == 0
+    assert _indices(tmp_path / "every", "fixed") == [0, 25, 50, 75, 100, 125]
+    assert main(["frames", str(fixed_camera_video), "-o", str(tmp_path / "dedup"), "--every", "1", "--min-diff", "0.01"]) == 0
+    assert _indices(tmp_path / "dedup", "fixed") == [0]
+    assert main(["frames", str(fixed_camera_video), "-o", str(tmp_path / "keys")]) == 0
+    assert _indices(tmp_path / "keys", "fixed") == [0]  # one key frame: key-frame mode has one candidate
+
+
+@pytest.mark.parametrize("every", [None, "0.5"])
+def test_truncated_video_is_reported(fixed_camera_video: Path, tmp_path: Path, every: str | None, capsys) -> None:
+    # PyAV writes the MP4 index at the end, where a cut would remove it: rewrite with it first, then cut.
+    faststart = tmp_path / "fast.mp4"
+    with av.open(str(fixed_camera_video)) as src, av.open(str(faststart), "w", container_options={"movflags": "+faststart"}) as dst:
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.size:
+                packet.stream = out
+                dst.mux(packet)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(faststart.read_bytes()[: int(faststart.stat().st_size * 0.5)])
+    args = ["frames", str(cut), "-o", str(tmp_path / "out")] + (["--every", every] if every else [])
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"{cut}: " in err
+    assert " s of the 6.00 s its header declares" in err
+    # What came before the cut (about 1.3 s) is kept: frame 0, and with --every 0.5 the first
+    # frames at or after 0.5 s and 1.0 s (25 fps).
+    assert _indices(tmp_path / "out", "cut") == ([0, 13, 25] if every else [0])

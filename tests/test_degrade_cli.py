@@ -9,7 +9,7 @@ import cv2
 import pytest
 
 from soccersr.cli import main
-from soccersr.commands.degrade import image_seed
+from soccersr.degrade.web import image_seed
 
 
 @pytest.fixture()

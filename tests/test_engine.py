@@ -73,8 +73,8 @@ def _reference(model: SRModel, images: Tensor) -> Tensor:
 def test_tiled_equals_untiled(arch: str, kwargs: dict, shape: tuple[int, ...]) -> None:
     model = _model(arch, kwargs)
     images = _image(*shape)
-    whole = Upscaler(model, device="cpu", tile=0).upscale(images)
-    tiled_upscaler = Upscaler(model, device="cpu", tile=16, tile_overlap=EXACT_OVERLAP)
+    whole = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=0).upscale(images)
+    tiled_upscaler = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=16, tile_overlap=EXACT_OVERLAP)
     tiled = tiled_upscaler.upscale(images)
     s = model.net_scale
     assert whole.shape == (shape[0], 3, shape[2] * s, shape[3] * s)
@@ -87,16 +87,17 @@ def test_small_overlap_is_not_exact() -> None:
     """The equality above is not vacuous: with too little context, tiles differ."""
     model = _model("RRDBNet", RRDB_TINY | {"scale": 4})
     images = _image(1, 3, 45, 70)
-    whole = Upscaler(model, device="cpu", tile=0).upscale(images)
-    tiled = Upscaler(model, device="cpu", tile=16, tile_overlap=2).upscale(images)
+    whole = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=0).upscale(images)
+    tiled = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=16, tile_overlap=2).upscale(images)
     assert (tiled - whole).abs().max().item() > 1e-3
 
 
 def test_post_resize_is_applied_once_to_the_stitched_image() -> None:
     model = _model("SRVGGNetCompact", SRVGG_TINY, scale=2)  # animevideov3-x2 style: x4 net, bicubic x0.5
     images = _image(1, 3, 33, 50)
-    whole = Upscaler(model, device="cpu", tile=0).upscale(images)
-    tiled = Upscaler(model, device="cpu", tile=16, tile_overlap=EXACT_OVERLAP).upscale(images)
+    whole = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=0).upscale(images)
+    tiled = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=16, tile_overlap=EXACT_OVERLAP)
+    tiled = tiled.upscale(images)
     assert whole.shape == (1, 3, 66, 100)
     assert torch.allclose(whole, _reference(model, images), atol=1e-5, rtol=0)
     assert (tiled - whole).abs().max().item() < 1e-5
@@ -108,7 +109,7 @@ def test_post_resize_is_applied_once_to_the_stitched_image() -> None:
 
 def test_scale3_post_resize_shape() -> None:
     model = _model("SRVGGNetCompact", SRVGG_TINY, scale=3)
-    out = Upscaler(model, device="cpu", tile=0).upscale(_image(1, 3, 11, 7))
+    out = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=0).upscale(_image(1, 3, 11, 7))
     assert out.shape == (1, 3, 33, 21)
     assert torch.allclose(out, _reference(model, _image(1, 3, 11, 7)), atol=1e-5, rtol=0)
 
@@ -116,7 +117,7 @@ def test_scale3_post_resize_shape() -> None:
 def test_output_is_clamped_and_pins_a_value() -> None:
     model = _model("SRVGGNetCompact", SRVGG_TINY)
     images = _image(1, 3, 8, 8)
-    out = Upscaler(model, device="cpu", tile=0).upscale(images)
+    out = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=0).upscale(images)
     assert out.min().item() >= 0.0 and out.max().item() <= 1.0
     raw = model.net(images).detach()
     assert raw.min().item() < 0.0 or raw.max().item() > 1.0  # clamping did something
@@ -126,7 +127,9 @@ def test_output_is_clamped_and_pins_a_value() -> None:
 def test_batch_of_two_equals_one_by_one() -> None:
     model = _model("RRDBNet", RRDB_TINY | {"scale": 4})
     images = torch.cat([_image(1, 3, 30, 41, seed=1), _image(1, 3, 30, 41, seed=2)])
-    upscaler = Upscaler(model, device="cpu", tile=16, tile_overlap=EXACT_OVERLAP, batch_size=3)
+    upscaler = Upscaler(
+        model, device="cpu", engine="torch", precision="fp32", tile=16, tile_overlap=EXACT_OVERLAP, batch_size=3
+    )
     both = upscaler.upscale(images)
     assert both.shape == (2, 3, 120, 164)
     for i in range(2):
@@ -137,7 +140,7 @@ def test_batch_of_two_equals_one_by_one() -> None:
 def test_progress_counts_tiles() -> None:
     model = _model("SRVGGNetCompact", SRVGG_TINY)
     calls: list[tuple[int, int]] = []
-    upscaler = Upscaler(model, device="cpu", tile=16, tile_overlap=4, batch_size=2)
+    upscaler = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=16, tile_overlap=4, batch_size=2)
     upscaler.upscale(_image(2, 3, 20, 40), progress=lambda done, total: calls.append((done, total)))
     # 2 images x (2 rows x 3 columns) tiles, 2 per batch.
     assert calls == [(0, 12), (2, 12), (4, 12), (6, 12), (8, 12), (10, 12), (12, 12)]
@@ -146,8 +149,8 @@ def test_progress_counts_tiles() -> None:
 def test_out_of_memory_splits_and_remembers(monkeypatch: pytest.MonkeyPatch) -> None:
     model = _model("SRVGGNetCompact", SRVGG_TINY)
     images = _image(1, 3, 90, 130)
-    expected = Upscaler(model, device="cpu", tile=0).upscale(images)
-    upscaler = Upscaler(model, device="cpu", tile=128, tile_overlap=6)
+    expected = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=0).upscale(images)
+    upscaler = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=128, tile_overlap=6)
     runner = upscaler.runner
     real_run = runner.run
     seen: list[tuple[int, int]] = []
@@ -176,8 +179,8 @@ def test_out_of_memory_splits_and_remembers(monkeypatch: pytest.MonkeyPatch) -> 
 def test_out_of_memory_keeps_finished_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
     model = _model("SRVGGNetCompact", SRVGG_TINY)
     images = _image(1, 3, 64, 128)
-    expected = Upscaler(model, device="cpu", tile=0).upscale(images)
-    upscaler = Upscaler(model, device="cpu", tile=64, tile_overlap=8)
+    expected = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=0).upscale(images)
+    upscaler = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=64, tile_overlap=8)
     runner = upscaler.runner
     real_run = runner.run
     windows_run: list[int] = []
@@ -198,7 +201,7 @@ def test_out_of_memory_keeps_finished_tiles(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_out_of_memory_halves_batch_first_and_gives_up_at_the_floor(monkeypatch: pytest.MonkeyPatch) -> None:
     model = _model("SRVGGNetCompact", SRVGG_TINY)
-    upscaler = Upscaler(model, device="cpu", tile=64, tile_overlap=4, batch_size=4)
+    upscaler = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=64, tile_overlap=4, batch_size=4)
     sizes: list[tuple[int, int, int]] = []
 
     def always_oom(windows: Tensor) -> Tensor:
@@ -264,7 +267,7 @@ def test_non_finite_tiles_are_redone_in_fp32() -> None:
 
 def test_two_threads_share_one_upscaler() -> None:
     model = _model("SRVGGNetCompact", SRVGG_TINY)
-    upscaler = Upscaler(model, device="cpu", tile=16, tile_overlap=6)
+    upscaler = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=16, tile_overlap=6)
     images = [_image(1, 3, 40, 56, seed=5), _image(1, 3, 56, 40, seed=6)]
     serial = [upscaler.upscale(x) for x in images]
     results: dict[int, list[Tensor]] = {0: [], 1: []}
@@ -287,7 +290,7 @@ def test_two_threads_share_one_upscaler() -> None:
 
 
 def test_input_contract_is_enforced() -> None:
-    upscaler = Upscaler(_model("SRVGGNetCompact", SRVGG_TINY), device="cpu", tile=0)
+    upscaler = Upscaler(_model("SRVGGNetCompact", SRVGG_TINY), device="cpu", engine="torch", precision="fp32", tile=0)
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         upscaler.upscale(torch.rand(3, 8, 8))
     with pytest.raises(ValueError, match="float32"):
@@ -301,13 +304,13 @@ def test_input_contract_is_enforced() -> None:
 def test_options_are_validated() -> None:
     model = _model("SRVGGNetCompact", SRVGG_TINY)
     with pytest.raises(ValueError, match="tile"):
-        Upscaler(model, device="cpu", tile=-1)
+        Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=-1)
     with pytest.raises(ValueError, match="batch_size"):
-        Upscaler(model, device="cpu", batch_size=0)
+        Upscaler(model, device="cpu", engine="torch", precision="fp32", batch_size=0)
     with pytest.raises(ValueError, match="precision"):
-        Upscaler(model, device="cpu", precision="fp8")
+        Upscaler(model, device="cpu", engine="torch", precision="fp8")
     with pytest.raises(ValueError, match="fp16"):
-        Upscaler(model, device="cpu", precision="fp16")
+        Upscaler(model, device="cpu", engine="torch", precision="fp16")
     with pytest.raises(ValueError, match="device"):
         Upscaler(model, device="tpu")
     if not torch.cuda.is_available():
@@ -315,18 +318,22 @@ def test_options_are_validated() -> None:
             Upscaler(model, device="cuda:0")
 
 
-def test_auto_settings_on_cpu() -> None:
+def test_auto_settings_on_cpu(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from soccersr import hardware
+
+    monkeypatch.setenv("SOCCERSR_CACHE_DIR", str(tmp_path))  # OpenVINO's compiled-model cache
     model = _model("RRDBNet", RRDB_TINY | {"scale": 4})
     upscaler = Upscaler(model, device="auto" if not torch.cuda.is_available() else "cpu")
     assert upscaler.device == torch.device("cpu")
     assert 32 <= upscaler.tile <= 512
-    assert upscaler.runner.precision == "fp32"
+    # bf16 where the CPU has it natively (tests/test_cpu_defaults.py mocks the flags)
+    assert upscaler.runner.precision == ("bf16" if hardware.native_bf16() else "fp32")
 
 
 def test_model_is_not_modified() -> None:
     model = _model("SRVGGNetCompact", SRVGG_TINY)
     before = {k: v.clone() for k, v in model.net.state_dict().items()}
-    Upscaler(model, device="cpu", precision="bf16", tile=0).upscale(_image(1, 3, 8, 8))
+    Upscaler(model, device="cpu", engine="torch", precision="bf16", tile=0).upscale(_image(1, 3, 8, 8))
     for k, v in model.net.state_dict().items():
         assert v.dtype == torch.float32 and torch.equal(v, before[k]) and v.is_contiguous()
 
@@ -334,8 +341,8 @@ def test_model_is_not_modified() -> None:
 def test_bf16_on_cpu_is_close_to_fp32() -> None:
     model = _model("SRVGGNetCompact", SRVGG_TINY)
     images = _image(1, 3, 24, 30)
-    fp32 = Upscaler(model, device="cpu", tile=0).upscale(images)
-    bf16 = Upscaler(model, device="cpu", precision="bf16", tile=0).upscale(images)
+    fp32 = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=0).upscale(images)
+    bf16 = Upscaler(model, device="cpu", engine="torch", precision="bf16", tile=0).upscale(images)
     error = (bf16 - fp32).abs().max().item()
     assert 0 < error < 0.05
 

@@ -14,7 +14,7 @@ import torch
 
 from soccersr.archs import SRVGGNetCompact
 from soccersr.cli import main
-from soccersr.eval.inputs import image_seed
+from soccersr.degrade.web import image_seed
 from soccersr.io.hashing import file_sha256
 from soccersr.metrics import psnr, ssim
 
@@ -215,3 +215,47 @@ def test_unreadable_image_is_skipped_and_fails_the_run(setup: dict[str, Path], t
     assert [f["image"] for f in data["failed"]] == ["bad.png"]
     assert [im["image"] for im in data["images"]] == ["good.png"]
     assert not math.isnan(data["images"][0]["results"]["nearest"]["time_s"])
+
+
+def test_degrade_and_eval_give_the_same_lq_for_the_same_seed(setup: dict[str, Path], tmp_path: Path) -> None:
+    # Issue 14.4: degrade seeded sha256('seed\0relpath') (63 bits) and eval sha256('seed:name') (32 bits).
+    out = tmp_path / "lq"
+    assert main(["degrade", str(setup["hr"]), "-o", str(out), "--seed", str(SEED)]) == 0
+    for name in NAMES:
+        stem = Path(name).stem
+        np.testing.assert_array_equal(_read(out / f"{stem}.png"), _read(setup["report"] / "lq" / f"{stem}.png"))
+
+
+def test_web_degradation_lq_and_report(setup: dict[str, Path], tmp_path: Path) -> None:
+    from soccersr.degrade.web import web_degrade_image
+
+    out = tmp_path / "web"
+    argv = ["eval", "--model", str(setup["root"] / "nearest.pth"), "--hr", str(setup["hr"]), "--report", str(out),
+            "--seed", str(SEED), "--degradation", "web", "--no-sheets", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    name = NAMES[0]
+    hr = _read(setup["hr"] / name)[:96, :128]
+    expected = web_degrade_image(hr, scale=4, seed=image_seed(SEED, name))
+    cached = _read(out / "lq" / f"{Path(name).stem}.png")
+    np.testing.assert_array_equal(np.round(cached * 255), np.round(expected * 255))
+    assert not np.array_equal(cached, _read(setup["report"] / "lq" / f"{Path(name).stem}.png"))  # not the training LQ
+    data = json.loads((out / "report.json").read_text())
+    assert data["config"]["degradation"] == "web" and data["degradation"]["kind"] == "web"
+    assert "with the web degradation" in (out / "summary.md").read_text()
+    # Switching the kind in the same report folder re-synthesises instead of reusing the other kind's LQ.
+    assert main([a if a != "web" else "training" for a in argv]) == 0
+    np.testing.assert_array_equal(_read(out / "lq" / f"{Path(name).stem}.png"),
+                                  _read(setup["report"] / "lq" / f"{Path(name).stem}.png"))
+
+
+def test_builtin_models_report_the_sha256_of_their_weights_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from soccersr.eval.runner import weights_file
+    from soccersr.weights.builtin import BUILTIN_DIR
+
+    assert weights_file("soccer-x4plus") == BUILTIN_DIR / "soccer-x4plus.safetensors"  # shipped in the package
+    monkeypatch.setenv("SOCCERSR_CACHE_DIR", str(tmp_path))
+    assert weights_file("x4plus") is None  # not converted yet
+    (tmp_path / "x4plus.safetensors").write_bytes(b"converted")
+    assert weights_file("x4plus") == tmp_path / "x4plus.safetensors"  # the converted cache file
+    assert weights_file(str(tmp_path / "x4plus.safetensors")) == tmp_path / "x4plus.safetensors"
+    assert weights_file("no-such-model") is None

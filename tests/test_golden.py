@@ -91,3 +91,42 @@ def test_golden_output(name, golden_input, cache_dir):
         other_path = GOLDEN / f"players_24x32_{other}.png"
         if other != name and other_path.exists():
             assert np.abs(out.astype(np.int16) - _read_rgb(other_path)).max() > 1
+
+
+ENGINES = ("torch", "openvino", "onnxruntime")
+
+
+def _engine_upscale(engine: str, name: str, rgb: np.ndarray, cache_dir: Path, tmp_path: Path) -> np.ndarray:
+    """The same golden input through the whole tiled engine of one backend, in fp32."""
+    from soccersr.infer.engine import Upscaler
+
+    model = load_model(name, cache_dir=cache_dir)
+    if engine == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+        from soccersr.export.onnx import to_onnx_bytes
+        from soccersr.infer.onnx_backend import load_onnx_upscaler
+
+        path = tmp_path / f"{name}.onnx"
+        path.write_bytes(to_onnx_bytes(model))
+        upscaler = load_onnx_upscaler(path, device="cpu", tile=0)
+    else:
+        if engine == "openvino":
+            pytest.importorskip("openvino")
+        upscaler = Upscaler(model, engine=engine, device="cpu", precision="fp32", tile=0)
+    x = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    y = upscaler.upscale(x)[0]
+    return (y * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("name", NAMES)
+def test_golden_output_of_every_engine_at_fp32(engine, name, golden_input, cache_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOCCERSR_CACHE_DIR", str(tmp_path / "cache"))  # OpenVINO's compiled models
+    out = _engine_upscale(engine, name, golden_input, cache_dir, tmp_path)
+    path = GOLDEN / f"players_24x32_{name}.png"
+    expected = _read_rgb(path)
+    assert out.shape == expected.shape == (96, 128, 3)
+    diff = np.abs(out.astype(np.int16) - expected.astype(np.int16))
+    if diff.max() > 1:
+        pytest.fail(f"{name} with {engine}: output differs from {path.name} by up to {diff.max()} levels; {_histogram(diff)}")

@@ -131,7 +131,7 @@ def test_same_result_as_the_pytorch_engine(rrdb_x4: tuple[SRModel, Path], soccer
     calls: list[tuple[int, int]] = []
     ort_up = load_onnx_upscaler(path, device="cpu", tile=tile, tile_overlap=8)
     got = ort_up.upscale(x, progress=lambda done, total: calls.append((done, total)))
-    want = Upscaler(model, device="cpu", tile=tile, tile_overlap=8).upscale(x)
+    want = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=tile, tile_overlap=8).upscale(x)
     assert ort_up.scale == 4.0 and got.shape == (2, 3, 120, 164)
     assert (got - want).abs().max().item() < 1e-4
     n_tiles = 2 * (1 if tile == 0 else 2 * 2)  # 30x41 in cores of <= 24: 2 x 2 per image
@@ -148,7 +148,7 @@ def test_post_resize_and_size_multiple_come_from_the_metadata(tmp_path: Path, so
     x = real_crop(soccer_crops, 33, 47, 1)
     for model, name in ((compact, "compact-x2.onnx"), (rrdb2, "rrdb-x2.onnx")):
         got = load_onnx_upscaler(tmp_path / name, device="cpu", tile=0).upscale(x)
-        want = Upscaler(model, device="cpu", tile=0).upscale(x)
+        want = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=0).upscale(x)
         assert got.shape == want.shape == (1, 3, 66, 94), name
         assert (got - want).abs().max().item() < 1e-4, name
 
@@ -196,7 +196,7 @@ def test_fp16_file_through_the_engine(tmp_path: Path, soccer_crops: Path) -> Non
     assert runner.reduced_precision
     x = real_crop(soccer_crops, 20, 28, 4)
     got = load_onnx_upscaler(path, device="cpu", precision="fp16").upscale(x)
-    want = Upscaler(model, device="cpu").upscale(x)
+    want = Upscaler(model, device="cpu", engine="torch", precision="fp32").upscale(x)
     assert 0 < (got - want).abs().max().item() < 1e-2
     with pytest.raises(RuntimeError, match=r"half\.onnx: the float16 graph overflowed .*without --fp16"):
         runner.run_fp32(torch.zeros(1, 3, 4, 4))
@@ -227,7 +227,7 @@ def test_same_output_files_as_the_pytorch_engine(rrdb_x4: tuple[SRModel, Path], 
     jobs, failures = discover([src])
     assert len(jobs) == 2 and not failures
     engines = {
-        "torch": Upscaler(model, device="cpu", tile=0),
+        "torch": Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=0),
         "onnxruntime": load_onnx_upscaler(path, device="cpu", tile=0),
     }
     for name, upscaler in engines.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import zipfile
 
 import cv2
@@ -200,10 +201,12 @@ def test_job_ids_are_random_and_never_listed(tmp_path):
 
 def test_full_queue_is_429_and_work_goes_on(tmp_path):
     engine = None
+    engine_made = threading.Event()
 
     def open_gated(ref, options):
         nonlocal engine
         engine = GatedEngine(options)
+        engine_made.set()
         return engine
 
     with client(tmp_path, queue_size=1, open_engine=open_gated) as c:
@@ -215,6 +218,8 @@ def test_full_queue_is_429_and_work_goes_on(tmp_path):
         assert refused.headers["retry-after"].isdigit()
         assert "queue is full" in refused.json()["error"]
         assert c.get(f"/api/jobs/{waiting}").json()["status"] == "queued"
+        # "running" is set before the worker opens the engine: on a busy machine it may not exist yet.
+        assert engine_made.wait(60)
         engine.gate.set()
         assert wait_finished(c, running)["status"] == "done"
         assert wait_finished(c, waiting)["status"] == "done"

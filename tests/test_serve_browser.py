@@ -68,12 +68,18 @@ def live_server(tmp_path: Path, **overrides):
         thread.join(30)
 
 
+BROWSER_TIMEOUT_MS = 60_000
+
+
 @contextmanager
 def browser_page(base_url: str, *, width: int = 1100, height: int = 1000):
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+            # CI machines are small and may be busy: Playwright's 5 s defaults fail a slow but working page.
+            context.set_default_timeout(BROWSER_TIMEOUT_MS)
+            sync_api.expect.set_options(timeout=BROWSER_TIMEOUT_MS)
             page = context.new_page()
             foreign = []
             page.on(
@@ -109,7 +115,7 @@ def test_upload_compare_and_download_in_chromium(tmp_path):
         items.nth(0).get_by_role("button", name="Compare").click()
         viewer = page.locator("#viewer")
         expect(viewer).to_be_visible()
-        page.wait_for_function("document.querySelector('#after').naturalWidth === 960")
+        expect(page.locator("#after")).to_have_js_property("naturalWidth", 960)
         assert page.eval_on_selector("#before", "img => img.naturalWidth") == 240
 
         clip = "document.querySelector('#after').style.clipPath"
@@ -160,7 +166,7 @@ def test_upload_compare_and_download_in_chromium(tmp_path):
         assert unlabeled == []
 
         items.nth(0).get_by_role("button", name="Compare").click()
-        page.wait_for_function("document.querySelector('#after').naturalWidth === 960")
+        expect(page.locator("#after")).to_have_js_property("naturalWidth", 960)
         split.fill("45")
         split.dispatch_event("input")
         shot = Path(SCREENSHOT) if SCREENSHOT else tmp_path / "serve-page.png"

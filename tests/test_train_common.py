@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,10 @@ def test_soccer_recipe_config() -> None:
     assert (cfg.train.optim_g, cfg.train.optim_d, cfg.train.gan_opt) == (
         official.train.optim_g, official.train.optim_d, official.train.gan_opt)
     assert cfg.datasets.train.meta_info == ".devrun/soccer/train/meta_info.txt"
+    # v2: the Oxford VGG16 on its Caffe input, the official taps' analogues, the calibrated weight.
+    p = cfg.train.perceptual_opt
+    assert p is not None and (p.vgg_type, p.input_norm) == ("vgg16", "caffe")
+    assert dict(p.layer_weights) == {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_3": 1.0, "conv4_3": 1.0, "conv5_3": 1.0}
+    calibration = json.loads((REPO / "recipes" / "soccer_x4plus" / "results" / "calibration.json").read_text())
+    assert p.perceptual_weight == pytest.approx(calibration["chosen_weight"], abs=5e-5)
+    assert cfg.datasets.train.crop_pad_size == 256 and cfg.train.precision == "auto"

@@ -15,7 +15,9 @@ the full-size PNGs would not fit the 64 MiB carry. ``build`` makes:
   compressed broadcast (and a 2 Mbit/s HEVC stream for the clips); halving them averages the block
   and ringing artifacts away, so the model learns clean detail instead of reproducing compression
   (see PROVENANCE.md of the data). Both clips show the same match, so they serve training only.
-- ``train/crops`` + ``train/meta_info.txt``: official 400/200 sliding-window sub-images.
+- ``train/multiscale``: copies of every training GT frame at x0.5 and x0.25 (PIL LANCZOS, as the
+  official multiscale script), so that players appear at more sizes (v2; ``--no-multiscale`` for v1's set).
+- ``train/crops`` + ``train/meta_info.txt``: official 400/200 sliding-window sub-images of both.
 - ``val/hr`` + ``val/lq``: the validation game, x0.5, with LQ synthesised by the training
   degradation (fixed seed), for model selection during training.
 - ``eval/hr`` + ``eval/labels``: the held-out games (unaugmented frames only), x0.5, with their
@@ -36,7 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from soccersr.data.crops import CropConfig, crop_folder
+from soccersr.data.crops import CropConfig, crop_folder, lanczos_resize
 from soccersr.data.dataset import game_id
 from soccersr.data.frames import FrameConfig, extract_frames
 from soccersr.data.meta import relative_lines, write_meta_info
@@ -49,9 +51,11 @@ from soccersr.io.listing import list_images
 EVAL_GAMES = ("744b27", "4b770a", "54745b")
 VAL_GAMES = ("121364",)
 VAL_SEED = 1234
+# Multiscale copies of the training GT (v2): far players at half and a quarter of their size.
+MULTISCALE_FACTORS = (0.5, 0.25)
 
 
-def collect(shared: Path, out: Path, max_train: int, clip_frames: int) -> None:
+def collect(shared: Path, out: Path, max_train: int | None, clip_frames: int) -> None:
     dfl = shared / "dfl-bundesliga"
     frames = sorted((dfl / "orig").glob("*.jpg")) + sorted((dfl / "aug").glob("*.jpg"))
     split: dict[str, list[Path]] = {"train": [], "val": [], "eval": []}
@@ -65,7 +69,7 @@ def collect(shared: Path, out: Path, max_train: int, clip_frames: int) -> None:
         else:
             split["train"].append(frame)
     # The carry to a GPU machine is limited: keep an even spread over games when capping.
-    if len(split["train"]) > max_train:
+    if max_train is not None and len(split["train"]) > max_train:
         step = len(split["train"]) / max_train
         split["train"] = [split["train"][int(i * step)] for i in range(max_train)]
     for name, paths in split.items():
@@ -130,7 +134,22 @@ def _halve(src: Path, dst: Path) -> None:
         _write_png(dst / f"{path.stem}.png", _read_half(path))
 
 
-def build(out: Path, workers: int) -> None:
+def _multiscale(src: Path, dst: Path) -> int:
+    """``MULTISCALE_FACTORS`` copies of every image of ``src`` (``<stem>_x0.5.png`` ...); returns the count."""
+    if dst.exists():
+        shutil.rmtree(dst)  # a rebuild with other factors must not keep the old copies
+    dst.mkdir(parents=True)
+    count = 0
+    for path in list_images(src):
+        image = _read_rgb(path)
+        h, w = image.shape[:2]
+        for factor in MULTISCALE_FACTORS:
+            _write_png(dst / f"{path.stem}_x{factor:g}.png", lanczos_resize(image, round(w * factor), round(h * factor)))
+            count += 1
+    return count
+
+
+def build(out: Path, workers: int, multiscale: bool = True) -> None:
     sources = out / "sources"
     # A GPU session may carry the training and validation sources only (the carry is small): a
     # missing split is skipped, and the evaluation then runs where the sources are complete.
@@ -141,8 +160,17 @@ def build(out: Path, workers: int) -> None:
     if (sources / "train_clips").is_dir():
         for path in list_images(sources / "train_clips"):
             _write_png(out / "train" / "hr" / f"{path.stem}.png", _read_rgb(path))
-    report = crop_folder(out / "train" / "hr", out / "train" / "crops", CropConfig(crop_size=400, step=200), workers=workers)
-    lines = [line for _, line in relative_lines([out / "train" / "crops"], [out / "train"])]
+    crop_cfg = CropConfig(crop_size=400, step=200)
+    report = crop_folder(out / "train" / "hr", out / "train" / "crops", crop_cfg, workers=workers)
+    folders = [out / "train" / "crops"]
+    if multiscale:
+        copies = _multiscale(out / "train" / "hr", out / "train" / "multiscale")
+        small = crop_folder(out / "train" / "multiscale", out / "train" / "crops_multiscale", crop_cfg, workers=workers)
+        folders.append(out / "train" / "crops_multiscale")
+        print(f"multiscale: {copies} copies (x{', x'.join(f'{f:g}' for f in MULTISCALE_FACTORS)}), {small}")
+    elif (out / "train" / "crops_multiscale").exists():
+        shutil.rmtree(out / "train" / "crops_multiscale")
+    lines = [line for _, line in relative_lines(folders, [out / "train"] * len(folders))]
     write_meta_info(lines, out / "train" / "meta_info.txt")
     (out / "val" / "lq").mkdir(parents=True, exist_ok=True)
     for i, path in enumerate(list_images(out / "val" / "hr") if (out / "val" / "hr").is_dir() else []):
@@ -164,16 +192,20 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("collect", help="copy the source JPEGs of each split (needs ../shared)")
     c.add_argument("--shared", type=Path, required=True, help="the shared soccer-hr folder")
     c.add_argument("-o", "--out", type=Path, required=True)
-    c.add_argument("--max-train", type=int, default=80, help="cap on training frames (default 80: fits a 64 MiB carry)")
-    c.add_argument("--clip-frames", type=int, default=2, help="frames from each wide-angle clip, 0 for none (default 2: fits the carry)")
+    c.add_argument("--max-train", type=int, default=None,
+                   help="cap on training frames (default: all; 80 fits a 64 MiB carry to a GPU machine, v1 used 80)")
+    c.add_argument("--clip-frames", type=int, default=5,
+                   help="frames from each wide-angle clip, 0 for none (default 5; 2 fits the carry, v1 used 2)")
     b = sub.add_parser("build", help="downscale, crop, write meta info and validation LQ")
     b.add_argument("-o", "--out", type=Path, required=True)
     b.add_argument("--workers", type=int, default=2)
+    b.add_argument("--no-multiscale", dest="multiscale", action="store_false",
+                   help="no x0.5 / x0.25 copies of the training frames (v1's set)")
     args = parser.parse_args(argv)
     if args.step == "collect":
         collect(args.shared, args.out, args.max_train, args.clip_frames)
     else:
-        build(args.out, args.workers)
+        build(args.out, args.workers, args.multiscale)
     return 0
 
 

@@ -18,7 +18,7 @@
 #   eval   x4plus vs the packed fp16 fine-tune (the file that ships) on the held-out games
 #          (whole frames and players) + sheets
 # PROFILE (env): cuda (default): the recipe as written, batch 12 x 256^2.
-#                cpu: batch 4 x 128^2, 100 D-only warm-up steps, lr halved at 1000 (2 cores: ~3 s/step).
+#                cpu: batch 4 x 128^2, 50 D-only warm-up steps, lr halved at 4000, 300 minutes (bf16 where native).
 #                dry: the same steps tiny, on the CPU, to check the script before spending GPU time.
 # TRAIN_EXTRA (env): more training overrides, appended to the profile's ("-o key=value -o ...", split on spaces).
 # EXP (env): the experiment folder; give each session its own, so no step picks up an earlier run's files.
@@ -42,10 +42,12 @@ cuda)
     DEVICE=cuda TRAIN_MIN=${TRAIN_MIN:-5}
     TRAIN_ARGS=(-o "train.time_limit_min=$TRAIN_MIN") ;;
 cpu)
-    DEVICE=cpu TRAIN_MIN=${TRAIN_MIN:-75}
+    # v2 (issue 12): bf16 autocast + channels_last where the CPU has native bf16 (precision auto);
+    # v1 ran fp32, 75 min, with num_worker_per_gpu 2, net_d_init_iters 100 and milestones [1000].
+    DEVICE=cpu TRAIN_MIN=${TRAIN_MIN:-300}
     TRAIN_ARGS=(-o "train.time_limit_min=$TRAIN_MIN" -o datasets.train.batch_size_per_gpu=4 -o datasets.train.gt_size=128
-                -o datasets.train.queue_size=40 -o datasets.train.num_worker_per_gpu=2 -o train.net_d_init_iters=100
-                -o train.total_iter=100000 -o "train.scheduler.milestones=[1000]" -o val.val_freq=300
+                -o datasets.train.queue_size=40 -o datasets.train.num_worker_per_gpu=1 -o train.net_d_init_iters=50
+                -o train.total_iter=100000 -o "train.scheduler.milestones=[4000]" -o val.val_freq=300
                 -o logger.save_checkpoint_freq=300 -o logger.print_freq=25) ;;
 dry)
     DEVICE=cpu TRAIN_MIN=1
@@ -77,9 +79,9 @@ fi
 if has train; then
     log "train: build data"
     timeout 300 $PY recipes/soccer_x4plus/prepare.py build -o "$DATA" --workers 8 2>&1 | tail -3 | tee -a "$OUT/session.log"
-    # The perceptual loss needs ImageNet VGG19; without it, L1 + GAN (the model card says which).
-    VGG=$($PY -c "import torch, pathlib; p = pathlib.Path(torch.hub.get_dir()) / 'checkpoints' / 'vgg19-dcbb9e9d.pth'; print(p if p.is_file() else '')")
-    [ -n "$VGG" ] || { log "no VGG19 weights: perceptual weight 0"; TRAIN_ARGS+=(-o train.perceptual_opt.perceptual_weight=0); }
+    # The perceptual loss needs the ImageNet VGG16 of `soccersr vgg import` in the cache (carry it); without
+    # it the run stops (v1 trained with L1 + GAN only: add -o train.perceptual_opt.perceptual_weight=0 to TRAIN_EXTRA).
+    [ -f "$SOCCERSR_CACHE_DIR/vgg16_imagenet.safetensors" ] || log "no $SOCCERSR_CACHE_DIR/vgg16_imagenet.safetensors: run soccersr vgg import first"
     read -r -a EXTRA <<< "${TRAIN_EXTRA:-}"
     TRAIN_ARGS+=("${EXTRA[@]}")
     case $TRAIN_MIN in ''|*[!0-9]*) log "TRAIN_MIN must be whole minutes, got '$TRAIN_MIN'"; exit 2 ;; esac

@@ -16,12 +16,12 @@ import logging
 import sys
 
 from soccersr import __version__
-from soccersr.commands import crops, degrade, evaluate, export, frames, meta, models, serve, train, upscale
+from soccersr.commands import crops, degrade, evaluate, export, frames, meta, models, serve, train, upscale, vgg, video
 from soccersr.commands.extras import missing_extra
 from soccersr.errors import SoccersrError
 
 # The order here is the order of the pipeline and of ``soccersr --help``.
-COMMANDS = (upscale, models, frames, crops, meta, degrade, train, evaluate, export, serve)
+COMMANDS = (upscale, video, models, frames, crops, meta, degrade, vgg, train, evaluate, export, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

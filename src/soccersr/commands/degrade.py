@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
@@ -27,12 +26,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def image_seed(seed: int, relative: Path) -> int:
-    """Per-image seed: a hash of the base seed and the POSIX relative path (63 bits)."""
-    digest = hashlib.sha256(f"{seed}\0{relative.as_posix()}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
-
-
 def _find_images(root: Path) -> list[Path]:
     from soccersr.io.listing import walk_images
 
@@ -46,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from soccersr.degrade import DegradationConfig, degrade_image
+    from soccersr.degrade.web import image_seed
     from soccersr.io.images import DecodedImage, read_image, write_image
 
     prog = "soccersr degrade"

@@ -43,7 +43,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--hr", type=Path, metavar="DIR", help="ground-truth images (enables PSNR/SSIM)")
     parser.add_argument("--lq", type=Path, metavar="DIR",
                         help="low-resolution inputs, same stems as the HR; default: synthesised from the HR")
-    parser.add_argument("--seed", type=int, default=0, help="degradation seed for synthesised LQ (default 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="degradation seed for synthesised LQ (default 0); per image as in soccersr degrade")
+    parser.add_argument("--degradation", choices=("training", "web"), default="training",
+                        help="how synthesised LQ are made: training (the Real-ESRGAN training degradation, the default) "
+                        "or web (Gaussian blur sigma 0.6-1.4, bicubic x1/4, JPEG quality 55-85: like web thumbnails)")
     parser.add_argument("--boxes", type=Path, metavar="DIR",
                         help="YOLO box files 'class cx cy w h' (0 ball, 1 goalkeeper, 2 player, 3 referee), same stems")
     parser.add_argument("--box-enlarge", type=float, default=0.10, metavar="F", help="grow each box by F (default 0.10)")
@@ -53,7 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--engine", default="auto", choices=ENGINES, help="inference backend, as for upscale (default auto)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help="inference precision (default auto: fp16 on CUDA, fp32 on the CPU)")
+                        help="inference precision (default auto: fp16 on CUDA; bf16 on a CPU with native bf16, else fp32)")
     parser.add_argument("--tile", type=auto_or_int(0), default="auto", help="tile size in input pixels, 0 for none, or auto")
     parser.add_argument("--crops", type=_crop, nargs="+", default=[], metavar="X,Y,W,H",
                         help="sheet crops on the output grid (default: players from --boxes, else the most detailed regions)")
@@ -76,6 +80,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from soccersr.errors import SoccersrError
     from soccersr.eval.runner import EvalConfig, run_eval
 
     log = logging.getLogger("soccersr.eval")
@@ -86,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             hr_dir=args.hr,
             lq_dir=args.lq,
             seed=args.seed,
+            degradation=args.degradation,
             boxes_dir=args.boxes,
             niqe_params=args.niqe_params,
             engine=args.engine,
@@ -97,8 +106,20 @@ def run(args: argparse.Namespace) -> int:
             sheets=args.sheets,
             save_outputs=args.save_outputs,
         )
-        outcome = run_eval(cfg, on_image=lambda i, n, name: log.info("[%d/%d] %s", i + 1, n, name))
-    except ValueError as exc:
+        # disable=None: a bar on a terminal; in a log file the per-image lines say the same.
+        with logging_redirect_tqdm(), tqdm(unit="img", desc="eval", disable=None) as bar:
+
+            def on_image(index: int, total: int, name: str) -> None:
+                if bar.total != total:
+                    bar.reset(total=total)
+                bar.n = index
+                bar.set_postfix_str(name)  # refreshes the bar
+                log.debug("[%d/%d] %s", index + 1, total, name)
+
+            outcome = run_eval(cfg, on_image=on_image)
+            bar.n = bar.total or 0
+            bar.refresh()
+    except (ValueError, SoccersrError) as exc:
         # EvalError, NiqeError, WeightsError, ImageReadError, BoxFileError and the engine's
         # option errors are all ValueErrors with a one-line message naming the cause.
         print(f"soccersr eval: error: {exc}", file=sys.stderr)

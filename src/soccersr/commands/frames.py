@@ -17,15 +17,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="folder for the frames")
     parser.add_argument(
-        "--every", type=float, default=None, metavar="SECONDS", help="one frame every SECONDS instead of every key frame"
+        "--every",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="one frame every SECONDS instead of every key frame (near-duplicates are then kept unless --min-diff)",
     )
     parser.add_argument(
         "--min-diff",
         type=float,
-        default=0.01,
+        default=None,
         metavar="X",
         help="skip a frame whose 64-px grayscale thumbnail differs from the last kept one by less than X "
-        "(mean absolute difference, 0-1; default 0.01; 0 keeps all)",
+        "(mean absolute difference, 0-1; default 0.01 for key frames, 0 with --every; 0 keeps all)",
     )
     parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="at most N frames per video")
     parser.set_defaults(func=run)
@@ -78,4 +82,7 @@ def run(args: argparse.Namespace) -> int:
             f"{video.name}: {stats.written} written, {stats.existing} already there, "
             f"{stats.duplicates} near-duplicates and {stats.blank} black/flat skipped ({stats.candidates} candidates)"
         )
+        if stats.truncation is not None:
+            print(f"soccersr frames: error: {video}: {stats.truncation}; the frames before are kept", file=sys.stderr)
+            failures += 1
     return 1 if failures else 0

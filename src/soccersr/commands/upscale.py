@@ -128,14 +128,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--engine",
         default="auto",
         choices=ENGINES,
-        help="inference backend; auto (default): onnxruntime for a .onnx --model (from `soccersr export`), else torch",
+        help="inference backend; auto (default): onnxruntime for a .onnx --model (from `soccersr export`), "
+        "else openvino on the CPU (torch where openvino is not installed) and torch on CUDA",
     )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument(
         "--precision",
         default="auto",
         choices=PRECISIONS,
-        help="compute precision (default auto: fp16 on CUDA, fp32 on CPU)",
+        help="compute precision (default auto: fp16 on CUDA; on the CPU bf16 where it is native (AMX, AVX512_BF16), "
+        "else fp32)",
     )
     parser.add_argument(
         "--alpha",
@@ -228,6 +230,7 @@ def _cluster_options(args: argparse.Namespace):  # -> ClusterOptions | None
 def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from soccersr.errors import SoccersrError
     from soccersr.infer.backends import open_upscaler
     from soccersr.infer.batch import BatchInterrupted, BatchOptions, discover, run_batch
     from soccersr.weights import WeightsError
@@ -256,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
         )
         # On a cluster the driver loads the model only to check it and learn its scale: on its CPU.
         upscaler = open_upscaler(model_arg, engine_options if cluster is None else EngineOptions(engine=args.engine))
-    except WeightsError as error:
+    except (WeightsError, SoccersrError) as error:  # SoccersrError: e.g. --engine openvino without openvino
         return _error(str(error))
     except (ValueError, RuntimeError) as error:  # OnnxModelError is a ValueError
         return _error(str(error).strip().splitlines()[0])

@@ -9,7 +9,13 @@ A candidate is skipped when it is
 - *blank*: a black or fade frame (mean luma below ``black_level``) or a flat one (luma standard
   deviation below ``flat_std``: slates, fades to white), or
 - a *near-duplicate*: the mean absolute difference between its small grayscale thumbnail and that of
-  the last kept frame is below ``min_diff`` (0 keeps everything that is not blank).
+  the last kept frame is below ``min_diff``. By default that is 0.01 for key frames and 0 (off)
+  with ``every``: asking for one frame every N seconds means one frame every N seconds, and on
+  fixed-camera footage (SoccerTrack) consecutive thumbnails barely differ, so the filter kept
+  only about one frame per 10 s whatever ``every`` said.
+
+A video that ends before the length its header declares, or fails to decode, is read up to that
+point; ``FrameStats.truncation`` says where and why (the frames before are kept).
 
 Kept frames are written at the source resolution as lossless PNG named ``<video stem>_<frame index>.png``
 (6-digit, 0-based index computed from the timestamp). Writes are atomic, and a frame whose file already
@@ -32,8 +38,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from soccersr.errors import SoccersrError
 from soccersr.io.images import DecodedImage, write_image
+from soccersr.video.source import VideoError, VideoReader, open_input, video_stream
 
 if TYPE_CHECKING:
     import av
@@ -46,8 +52,10 @@ log = logging.getLogger(__name__)
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-class VideoError(SoccersrError, ValueError):
-    """A video that cannot be opened or decoded; the message names the file and the reason."""
+__all__ = ["FrameConfig", "FrameStats", "VideoError", "extract_frames", "frame_name"]
+
+DEFAULT_MIN_DIFF = 0.01
+"""Near-duplicate threshold for key frames (``every`` not set)."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,9 @@ class FrameConfig:
 
     every: float | None = None
     """Seconds between candidates; ``None`` = every key frame."""
-    min_diff: float = 0.01
-    """Thumbnail mean absolute difference (0-1 scale) below which a frame is a near-duplicate; 0 disables."""
+    min_diff: float | None = None
+    """Thumbnail mean absolute difference (0-1 scale) below which a frame is a near-duplicate; 0 disables;
+    None: 0.01 for key frames, 0 with ``every``."""
     max_frames: int | None = None
     """Stop a video after this many kept frames (written or already there); ``None`` = no limit."""
     black_level: float = 0.06
@@ -72,7 +81,7 @@ class FrameConfig:
     def __post_init__(self) -> None:
         if self.every is not None and not self.every > 0:
             raise ValueError(f"every must be > 0 seconds, got {self.every}")
-        if not 0 <= self.min_diff <= 1:
+        if self.min_diff is not None and not 0 <= self.min_diff <= 1:
             raise ValueError(f"min_diff must be in [0, 1], got {self.min_diff}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
@@ -84,6 +93,13 @@ class FrameConfig:
             raise ValueError(f"thumb_width must be >= 1, got {self.thumb_width}")
         if not 0 <= self.compression_level <= 9:
             raise ValueError(f"compression_level must be in 0..9, got {self.compression_level}")
+
+    @property
+    def duplicate_threshold(self) -> float:
+        """``min_diff``, or its default for the mode."""
+        if self.min_diff is not None:
+            return self.min_diff
+        return 0.0 if self.every is not None else DEFAULT_MIN_DIFF
 
 
 @dataclass
@@ -98,6 +114,8 @@ class FrameStats:
     """Kept frames whose file was already there (an earlier, interrupted run)."""
     duplicates: int = 0
     blank: int = 0
+    truncation: str | None = None
+    """Where and why decoding stopped before the end the header declares (None: read to the end)."""
 
     @property
     def kept(self) -> int:
@@ -144,57 +162,58 @@ def extract_frames(
 
     ``progress(seconds_done, duration_or_None)`` is called after every decoded frame.
 
+    A video that is cut or fails to decode part way is read up to there: ``stats.truncation``
+    says where and why, and the frames before stay, complete.
+
     Raises:
-        VideoError: the video cannot be opened, has no video stream, or fails to decode (frames
-            written before the failure stay, complete).
+        VideoError: the video cannot be opened or has no video stream.
         OSError: a frame cannot be written.
     """
-    import av  # PyAV: the "train" extra
-
     video = Path(video)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stats = FrameStats(video)
-    try:
-        container = av.open(str(video))
-    except (av.error.FFmpegError, OSError) as exc:
-        raise VideoError(f"{video}: cannot open: {exc}") from exc
+    container = open_input(video)
     with container:
-        if not container.streams.video:
-            raise VideoError(f"{video}: no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream = video_stream(container, video)
         if cfg.every is None:
             stream.codec_context.skip_frame = "NONKEY"
+            # Frame threads hold key frames back until the end, and lose them if a cut file's
+            # last packet fails; slice threads hand each over at once (and key frames are few).
+            stream.thread_type = "SLICE"
+        else:
+            stream.thread_type = "AUTO"
         duration = _duration(container, stream)
+        reader = VideoReader(container, stream)
         reference: np.ndarray | None = None
         used: set[int] = set()
         seconds = 0.0
-        try:
-            for index, seconds, frame in _candidates(container, stream, cfg, progress, duration):
-                stats.candidates += 1
-                thumb = luma_thumbnail(frame, cfg.thumb_width)
-                reason = blank_reason(thumb, cfg)
-                if reason is not None:
-                    stats.blank += 1
-                    log.debug("%s: frame %d (%.2fs) skipped: %s", video.name, index, seconds, reason)
-                    continue
-                if index in used or (reference is not None and mean_abs_diff(thumb, reference) < cfg.min_diff):
-                    stats.duplicates += 1
-                    continue
-                reference = thumb
-                used.add(index)
-                path = out_dir / frame_name(video.stem, index)
-                if path.exists():
-                    stats.existing += 1
-                else:
-                    image = DecodedImage.from_pixels(frame.to_ndarray(format="rgb24"))
-                    write_image(path, image, png_compression=cfg.compression_level)
-                    stats.written += 1
-                if cfg.max_frames is not None and stats.kept >= cfg.max_frames:
-                    break
-        except av.error.FFmpegError as exc:
-            raise VideoError(f"{video}: decoding failed near {seconds:.2f}s: {exc}") from exc
+        stopped_early = False
+        for index, seconds, frame in _candidates(reader, stream, cfg, progress, duration):
+            stats.candidates += 1
+            thumb = luma_thumbnail(frame, cfg.thumb_width)
+            reason = blank_reason(thumb, cfg)
+            if reason is not None:
+                stats.blank += 1
+                log.debug("%s: frame %d (%.2fs) skipped: %s", video.name, index, seconds, reason)
+                continue
+            if index in used or (reference is not None and mean_abs_diff(thumb, reference) < cfg.duplicate_threshold):
+                stats.duplicates += 1
+                continue
+            reference = thumb
+            used.add(index)
+            path = out_dir / frame_name(video.stem, index)
+            if path.exists():
+                stats.existing += 1
+            else:
+                image = DecodedImage.from_pixels(frame.to_ndarray(format="rgb24"))
+                write_image(path, image, png_compression=cfg.compression_level)
+                stats.written += 1
+            if cfg.max_frames is not None and stats.kept >= cfg.max_frames:
+                stopped_early = True
+                break
+        if not stopped_early:
+            stats.truncation = reader.truncation()
     return stats
 
 
@@ -207,7 +226,7 @@ def _duration(container: av.container.InputContainer, stream: av.video.VideoStre
 
 
 def _candidates(
-    container: av.container.InputContainer,
+    reader: VideoReader,
     stream: av.video.VideoStream,
     cfg: FrameConfig,
     progress: Callable[[float, float | None], None] | None,
@@ -218,7 +237,7 @@ def _candidates(
     time_base: Fraction = stream.time_base
     start = stream.start_time or 0
     next_slot = 0  # in ``every`` mode: the next multiple of ``every`` seconds still without a frame
-    for count, frame in enumerate(container.decode(stream)):
+    for count, frame in enumerate(reader.frames()):
         if frame.pts is not None:
             seconds = float((frame.pts - start) * time_base)
             index = round((frame.pts - start) * time_base * rate) if rate else int(frame.pts - start)

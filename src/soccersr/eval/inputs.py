@@ -1,8 +1,9 @@
 """What each model is fed: HR / LQ / box files paired by stem, and the seeded synthetic LQ.
 
 Every model sees exactly the same LQ pixels. Without an LQ folder they are synthesised from the
-HR with the training degradation, seeded per image from the run's seed and the file name (so the
-same LQ comes back in every run and on every machine), and cached in ``<report>/lq``.
+HR with the training degradation or the web one (``degrade/web.py``), seeded per image from the
+run's seed and the file name by ``image_seed`` (the rule of ``soccersr degrade`` too, so the same
+LQ comes back in every run, on every machine and from either command), and cached in ``<report>/lq``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from soccersr import __version__
+from soccersr.degrade.web import image_seed
 from soccersr.errors import UsageError
 from soccersr.eval.boxes import PixelBox, clip_box, person_boxes, read_boxes
 from soccersr.eval.report import write_text
@@ -65,11 +67,6 @@ class ImageInputs:
         return self.lq.shape[0] * self.scale, self.lq.shape[1] * self.scale
 
 
-def image_seed(seed: int, name: str) -> int:
-    """The degradation seed of one image: stable across runs, machines and image order."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:4], "little")
-
-
 def _list_images(folder: Path) -> dict[str, Path]:
     files = list_images(folder)
     by_stem: dict[str, Path] = {}
@@ -103,13 +100,14 @@ def find_jobs(hr_dir: Path | None, lq_dir: Path | None, boxes_dir: Path | None) 
 
 class LqCache:
     """Synthesised LQ images in a folder, reused when the seed, the HR content, the scale, the
-    degradation settings and the soccersr version all match."""
+    degradation (kind and settings) and the soccersr version all match."""
 
-    def __init__(self, folder: Path, scale: int) -> None:
+    def __init__(self, folder: Path, scale: int, kind: str = "training") -> None:
         self.folder = folder
         self.scale = scale
+        self.kind = kind
         self.manifest_path = folder / "manifest.json"
-        self.degradation = _degradation_digest(scale)  # depends on the scale only: once, not per image
+        self.degradation = _degradation_digest(scale, kind)  # depends on the scale and kind only: once, not per image
         self.entries: dict[str, Any] = {}
         if self.manifest_path.is_file():
             try:
@@ -122,7 +120,7 @@ class LqCache:
 
     def get(self, name: str, hr: np.ndarray, hr_sha256: str, seed: int) -> np.ndarray:
         """The LQ of ``hr`` (already mod-cropped) for ``seed``: from the cache, or synthesised and cached."""
-        from soccersr import degrade
+        from soccersr.degrade.web import synthesize_lq
 
         key = {
             "seed": seed,
@@ -139,7 +137,7 @@ class LqCache:
                     return cached
             except ImageReadError as exc:
                 log.warning("cached LQ unusable (%s): synthesising again", exc)
-        lq = degrade.degrade_image(np.ascontiguousarray(hr, dtype=np.float32), scale=self.scale, seed=seed)
+        lq = synthesize_lq(np.ascontiguousarray(hr, dtype=np.float32), kind=self.kind, scale=self.scale, seed=seed)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_image(path, DecodedImage(lq))  # the LQ holds k/255 values, so the 8-bit PNG is exact
         self.entries[name] = key
@@ -147,13 +145,19 @@ class LqCache:
         return lq
 
 
-def _degradation_digest(scale: int) -> str:
-    """A short hash of the default degradation settings (a changed default invalidates the cache)."""
+def _degradation_digest(scale: int, kind: str = "training") -> str:
+    """A short hash of the degradation and its default settings (a changed default invalidates the cache)."""
     from dataclasses import asdict
 
     from soccersr.degrade import DegradationConfig
+    from soccersr.degrade.web import WEB_BLUR_SIGMA, WEB_JPEG_QUALITY
 
-    text = json.dumps(asdict(DegradationConfig(scale=scale)), sort_keys=True, default=str)
+    if kind == "web":
+        settings: dict[str, Any] = {"kind": kind, "scale": scale, "blur_sigma": WEB_BLUR_SIGMA,
+                                    "jpeg_quality": WEB_JPEG_QUALITY, "resize": "bicubic"}
+    else:
+        settings = asdict(DegradationConfig(scale=scale))  # the training kind keeps its earlier digest
+    text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from soccersr import __version__
+from soccersr.degrade.web import DEGRADATIONS
 from soccersr.eval import report
 from soccersr.eval.boxes import BoxFileError, PixelBox, clip_box, region_scores
 from soccersr.eval.inputs import EvalError, ImageInputs, ImageJob, LqCache, find_jobs, load_inputs
@@ -68,6 +69,9 @@ class EvalConfig:
     lq_dir: Path | None = None
     """Given low-resolution inputs (same stems as the HR); alone, for real photos with no HR."""
     seed: int = 0
+    degradation: str = "training"
+    """How synthesised LQ are made: "training" (the Real-ESRGAN training degradation) or "web"
+    (blur, bicubic, JPEG: ``degrade/web.py``)."""
     boxes_dir: Path | None = None
     """YOLO box files (same stem as the images) for the player metrics and the sheet crops."""
     niqe_params: Path | None = None
@@ -96,6 +100,8 @@ class EvalConfig:
                 raise EvalError(f"{name}: {folder} is not a folder")
         if self.niqe_params is not None and not Path(self.niqe_params).is_file():
             raise EvalError(f"niqe_params: {self.niqe_params} does not exist")
+        if self.degradation not in DEGRADATIONS:
+            raise EvalError(f"degradation: expected one of {', '.join(DEGRADATIONS)}, got {self.degradation!r}")
         if not 0 <= self.box_enlarge <= 2:
             raise EvalError(f"box_enlarge: expected 0..2 (0.1 = +10%), got {self.box_enlarge}")
         for crop in self.crops:
@@ -139,6 +145,22 @@ def model_labels(specs: Sequence[str]) -> list[str]:
     return [f"{b}#{i + 1}" if base.count(b) > 1 else b for i, b in enumerate(base)]
 
 
+def weights_file(spec: str) -> Path | None:
+    """The file a model's weights were read from: the given file, the packaged safetensors of a
+    built-in model, or its converted cache file (None when there is none, e.g. a cache that could not be written)."""
+    from soccersr.weights.builtin import BUILTIN_DIR, cache_file
+    from soccersr.weights.zoo import find_spec
+
+    if Path(spec).is_file():
+        return Path(spec)
+    found = find_spec(spec)
+    if found is None:
+        return None
+    kind, _, name = found.source.partition(":")
+    path = BUILTIN_DIR / name if kind == "package" else cache_file(found)
+    return path if path is not None and path.is_file() else None
+
+
 def _load_contenders(cfg: EvalConfig) -> tuple[list[_Contender], int]:
     from soccersr.infer.devices import resolve_precision
     from soccersr.infer.engine import Upscaler
@@ -161,9 +183,10 @@ def _load_contenders(cfg: EvalConfig) -> tuple[list[_Contender], int]:
             "precision": resolve_precision(cfg.precision, upscaler.device),
             "tile": int(upscaler.tile),
         }
-        if Path(spec).is_file():
-            info["file"] = str(Path(spec).resolve())
-            info["sha256"] = file_sha256(Path(spec))
+        weights = weights_file(spec)
+        if weights is not None:
+            info["file"] = str(weights.resolve())
+            info["sha256"] = file_sha256(weights)
         contenders.append(_Contender(label, upscaler, info))
     scales = sorted({float(c.upscaler.scale) for c in contenders})
     if len(scales) != 1:
@@ -248,7 +271,7 @@ def run_eval(cfg: EvalConfig, *, on_image: Callable[[int, int, str], None] | Non
     labels = [c.label for c in contenders]
     report_dir = Path(cfg.report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    lq_cache = LqCache(report_dir / "lq", scale) if cfg.synthesise_lq else None
+    lq_cache = LqCache(report_dir / "lq", scale, cfg.degradation) if cfg.synthesise_lq else None
 
     records: list[dict[str, Any]] = []
     index_rows: list[IndexRow] = []
@@ -449,7 +472,7 @@ def _write_reports(
             "config": _config_json(cfg, scale),
             "models": model_info,
             "versions": _versions(),
-            "degradation": _degradation_json() if cfg.synthesise_lq else None,
+            "degradation": _degradation_json(cfg.degradation) if cfg.synthesise_lq else None,
             "niqe": niqe_json,
             "images": list(records),
             "failed": list(failed),
@@ -493,12 +516,21 @@ def _config_json(cfg: EvalConfig, scale: int) -> dict[str, Any]:
     return data
 
 
-def _degradation_json() -> dict[str, Any]:
+def _degradation_json(kind: str) -> dict[str, Any]:
     from soccersr.degrade import DegradationConfig
+    from soccersr.degrade.web import WEB_BLUR_SIGMA, WEB_JPEG_QUALITY
 
+    if kind == "web":
+        config: dict[str, Any] = {"blur": f"Gaussian, sigma uniform in {list(WEB_BLUR_SIGMA)}",
+                                  "resize": "bicubic (OpenCV INTER_CUBIC) x1/scale",
+                                  "jpeg_quality": f"uniform integer in {list(WEB_JPEG_QUALITY)} (OpenCV)"}
+    else:
+        config = dataclasses.asdict(DegradationConfig())
     return {
-        "config": dataclasses.asdict(DegradationConfig()),
-        "seed_rule": "per image: first 4 bytes (little-endian) of sha256('<seed>:<file name>')",
+        "kind": kind,
+        "config": config,
+        "seed_rule": "per image: sha256('<seed>\\0<file name>'), first 8 bytes big-endian, shifted right by 1 "
+        "(as soccersr degrade)",
     }
 
 
@@ -521,7 +553,7 @@ def _context_lines(
         lines.append(f"HR: `{cfg.hr_dir}` (PSNR/SSIM on Y, crop border {scale})")
     if cfg.synthesise_lq:
         lines.append(
-            f"LQ: synthesised from the HR with the training degradation, seed {cfg.seed} "
+            f"LQ: synthesised from the HR with the {cfg.degradation} degradation, seed {cfg.seed} "
             "(per-image seeds in report.json), cached in `lq/`"
         )
     elif cfg.lq_dir:

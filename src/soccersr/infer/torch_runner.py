@@ -8,11 +8,14 @@ Choices, each measured (bench/README.md):
   (a process-wide flag; every tile of an image has one shape, so autotuning pays at once),
   tiles batched. A tile whose reduced-precision output is not finite is redone by an fp32 copy
   of the weights, made on the device the first time it is needed.
-- CPU: float32, eager, PyTorch's default thread count (one per core it may run on). oneDNN's
-  direct convolutions already run near this CPU's fp32 peak; TorchScript freezing
-  (``optimize_for_inference``) was 23% slower and prepacked oneDNN conv+activation ops only 2%
-  faster, so neither is used. bf16 is an option: 1.2-1.9x faster on CPUs with AVX512-BF16, but
-  errors of ~1e-2.
+- CPU: eager, PyTorch's default thread count (one per core it may run on). The default CPU
+  engine is OpenVINO (``openvino_runner``); this path runs with ``--engine torch`` and where
+  openvino is not installed. Precision "auto" is bf16 where the CPU has it natively (AMX or
+  AVX512_BF16: bf16 weights and activations, channels_last, 2-3x faster than fp32, ~52-55 dB
+  PSNR against fp32 on 8-bit outputs), fp32 elsewhere; a bf16 tile that is not finite is
+  redone in fp32 as on CUDA. In fp32, oneDNN's direct convolutions already run near the CPU's
+  fp32 peak; TorchScript freezing (``optimize_for_inference``) was 23% slower and prepacked
+  oneDNN conv+activation ops only 2% faster, so neither is used.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Checking an uploaded file before it is queued: by its bytes, never by its name or content type.
 
-The container is walked without decoding a pixel (``io.metadata.inspect``), so a non-image, a
+The container is walked without decoding a pixel (``io.container.inspect``), so a non-image, a
 truncated file or a small file that claims to be a gigapixel image is refused at once, with a
 status and one line naming the file. The worker decodes with ``read_image`` later, which checks
 everything again (a corrupt pixel stream is only found there, and fails that file alone).
@@ -8,8 +8,8 @@ everything again (a corrupt pixel stream is only found there, and fails that fil
 
 from __future__ import annotations
 
-from soccersr.io import metadata
-from soccersr.io.metadata import ContainerError, ContainerInfo
+from soccersr.io import container
+from soccersr.io.container import ContainerError, ContainerInfo
 
 
 class UploadRejected(Exception):
@@ -28,10 +28,10 @@ def check_image(name: str, data: bytes, *, max_pixels: int | None) -> ContainerI
         UploadRejected: 415 for a non-image, 422 for a truncated or corrupt one, 413 for one
             above the pixel limit.
     """
-    if metadata.sniff_format(data[:32]) is None:
-        raise UploadRejected(415, f"{name}: not an image ({metadata.unsupported_reason(data[:32])})")
+    if container.sniff_format(data[:32]) is None:
+        raise UploadRejected(415, f"{name}: not an image ({container.unsupported_reason(data[:32])})")
     try:
-        info = metadata.inspect(data)
+        info = container.inspect(data)
     except ContainerError as error:
         raise UploadRejected(422, f"{name}: {error}") from None
     pixels = info.width * info.height

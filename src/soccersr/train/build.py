@@ -79,12 +79,13 @@ def load_into(net: nn.Module, state: Mapping[str, torch.Tensor], *, strict: bool
 
 
 def build_perceptual(cfg: TrainingConfig) -> PerceptualLoss | None:
-    """The VGG19 perceptual loss, or None when it is not configured or has weight 0."""
+    """The VGG perceptual loss, or None when it is not configured or has weight 0."""
     p = cfg.train.perceptual_opt
     if p is None or p.perceptual_weight == 0:
         return None
     vgg = build_vgg(tuple(p.layer_weights), weights=cfg.path.vgg_weights, allow_random=cfg.train.allow_random_vgg,
-                    use_input_norm=p.use_input_norm, range_norm=p.range_norm)
+                    vgg_type=p.vgg_type, use_input_norm=p.use_input_norm,
+                    input_norm=None if p.input_norm == "auto" else p.input_norm, range_norm=p.range_norm)
     return PerceptualLoss(vgg, p.layer_weights, p.perceptual_weight)
 
 

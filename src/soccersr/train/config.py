@@ -140,7 +140,8 @@ class PathConfig:
     experiments_root: str = "experiments"
     """The run writes to ``experiments_root/name``."""
     vgg_weights: str | None = None
-    """soccersr: torchvision's ``vgg19-dcbb9e9d.pth``; default: the torch hub cache."""
+    """soccersr: torchvision's ``vgg19-dcbb9e9d.pth`` (default: the torch hub cache), or for vgg16 the file of
+    ``soccersr vgg import`` (default: ``vgg16_imagenet.safetensors`` in the soccersr cache)."""
 
 
 @dataclass(frozen=True)
@@ -182,18 +183,24 @@ class PixelLossConfig:
 class PerceptualLossConfig:
     type: Literal["PerceptualLoss"] = "PerceptualLoss"
     layer_weights: Mapping[str, float] = field(default_factory=lambda: OFFICIAL_LAYER_WEIGHTS)
-    vgg_type: Literal["vgg19"] = "vgg19"
+    vgg_type: Literal["vgg19", "vgg16"] = "vgg19"
+    """vgg19: torchvision's file; vgg16 (soccersr): the Oxford file from ``soccersr vgg import``."""
     use_input_norm: bool = True
+    input_norm: Literal["auto", "imagenet", "caffe"] = "auto"
+    """soccersr: how ``use_input_norm`` normalises: "imagenet" mean / std (torchvision's VGG19), "caffe"
+    x255 minus the RGB means, no std (the Oxford VGG16); "auto": the one of ``vgg_type``'s file."""
     range_norm: bool = False
     perceptual_weight: float = 1.0
     style_weight: float = 0.0
     criterion: Literal["l1"] = "l1"
 
     def __post_init__(self) -> None:
-        from soccersr.train.vgg import VGG19_LAYERS
+        from soccersr.train.vgg import VGG_LAYERS
 
+        example = "conv3_4" if self.vgg_type == "vgg19" else "conv3_3"
         for name, weight in self.layer_weights.items():
-            _require(name in VGG19_LAYERS, f"layer_weights.{name}", "not a VGG19 layer (e.g. conv3_4, relu2_2)")
+            _require(name in VGG_LAYERS[self.vgg_type], f"layer_weights.{name}",
+                     f"not a {self.vgg_type.upper()} layer (e.g. {example}, relu2_2)")
             _require(weight >= 0, f"layer_weights.{name}", f"must be >= 0, got {weight}")
         _require(len(self.layer_weights) > 0, "layer_weights", "must name at least one layer")
         _require(self.perceptual_weight >= 0, "perceptual_weight", f"must be >= 0, got {self.perceptual_weight}")
@@ -238,9 +245,9 @@ class TrainConfig:
     percep_gt_usm: bool | None = None
     gan_gt_usm: bool | None = None
     precision: Literal["auto", "bf16", "fp32"] = "auto"
-    """soccersr: "auto" = bf16 autocast on CUDA, fp32 elsewhere."""
+    """soccersr: "auto" = bf16 autocast on CUDA and on CPUs with native bf16 (AMX / AVX512_BF16), fp32 elsewhere."""
     channels_last: Literal["auto"] | bool = "auto"
-    """soccersr: "auto" = channels_last memory format on CUDA only."""
+    """soccersr: "auto" = channels_last memory format wherever the step runs in bf16."""
     compile: bool = False
     """soccersr: torch.compile G, D and the VGG feature extractor."""
     allow_random_vgg: bool = False

@@ -1,4 +1,4 @@
-"""The Real-ESRGAN losses: L1 pixel loss, VGG19 perceptual loss, vanilla GAN loss.
+"""The Real-ESRGAN losses: L1 pixel loss, VGG perceptual loss (VGG19 or VGG16), vanilla GAN loss.
 
 Semantics follow BasicSR's ``L1Loss``, ``PerceptualLoss`` and ``GANLoss``: mean reductions, the
 perceptual loss is ``perceptual_weight * sum_k w_k * L1(vgg_k(sr), vgg_k(gt))`` on pre-ReLU
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from soccersr.train.vgg import VGG19Features
+from soccersr.train.vgg import VGGFeatures
 
 
 def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -23,7 +23,7 @@ def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class PerceptualLoss(nn.Module):
-    """Weighted L1 distance between VGG19 features of the output and of the target.
+    """Weighted L1 distance between VGG features of the output and of the target.
 
     Args:
         vgg: the frozen feature extractor (its ``layers`` are the keys of ``layer_weights``).
@@ -31,7 +31,7 @@ class PerceptualLoss(nn.Module):
         perceptual_weight: overall weight.
     """
 
-    def __init__(self, vgg: VGG19Features, layer_weights: Mapping[str, float], perceptual_weight: float) -> None:
+    def __init__(self, vgg: VGGFeatures, layer_weights: Mapping[str, float], perceptual_weight: float) -> None:
         super().__init__()
         if set(vgg.layers) != set(layer_weights):
             raise ValueError(f"VGG layers {sorted(vgg.layers)} differ from the loss layers {sorted(layer_weights)}")

@@ -55,9 +55,9 @@ class StepOptions:
     @classmethod
     def from_config(cls, cfg: TrainingConfig, device: torch.device) -> StepOptions:
         t = cfg.train
-        cuda = device.type == "cuda"
-        precision = t.precision if t.precision != "auto" else ("bf16" if cuda else "fp32")
-        channels_last = cuda if t.channels_last == "auto" else bool(t.channels_last)
+        precision = t.precision if t.precision != "auto" else auto_precision(device)
+        # oneDNN's and cuDNN's bf16 convolutions are fastest on NHWC tensors.
+        channels_last = precision == "bf16" if t.channels_last == "auto" else bool(t.channels_last)
         l1_usm, percep_usm, gan_usm = cfg.usm_targets()
         return cls(
             degradation=cfg.datasets.train.degradation,
@@ -78,6 +78,18 @@ class StepOptions:
             amp_dtype=torch.bfloat16 if precision == "bf16" else None,
             channels_last=channels_last,
         )
+
+
+def auto_precision(device: torch.device) -> str:
+    """bf16 on CUDA and on CPUs that compute it natively (AMX / AVX512_BF16), else fp32.
+
+    Elsewhere the CPU emulates bf16 and it is slower than fp32.
+    """
+    from soccersr.hardware import native_bf16
+
+    if device.type == "cuda" or (device.type == "cpu" and native_bf16()):
+        return "bf16"
+    return "fp32"
 
 
 @dataclass

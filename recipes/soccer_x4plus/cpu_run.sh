@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# soccer-x4plus v2 on the CPU (issue 12): the pilots and the long run, resumable.
+#
+#   NAME=pilot_v1 START=soccer-x4plus ITERS=200 MINUTES=60 recipes/soccer_x4plus/cpu_run.sh   # a pilot
+#   NAME=v2 START=soccer-x4plus MINUTES=300 recipes/soccer_x4plus/cpu_run.sh                   # the long run
+#
+# Run it again with the same NAME to continue bit for bit (--auto-resume) from the newest training state.
+# Needs: prepare.py collect + build into .devrun/soccer, and `soccersr vgg import` into .devrun/cache.
+# THREADS (default 1): torch threads; the data loader has one worker process. On the shared 2-core machine
+# (load 10-18) a 2-thread run burned twice the CPU of a 1-thread run for fewer iterations: its OpenMP
+# threads spin at every barrier while the other one is descheduled. Use 2 on an idle machine.
+#
+# The v2 long run (issue 12), started 2026-12-02 20:51 UTC:
+#   NAME=v2 START=soccer-x4plus MINUTES=300 THREADS=1 EXTRA="-o val.val_freq=150 -o logger.save_checkpoint_freq=150" \
+#       nohup recipes/soccer_x4plus/cpu_run.sh > .devrun/experiments/v2.log 2>&1 &
+# and its pilot from x4plus (the same with NAME=pilot_x4plus START=x4plus ITERS=150).
+# EXTRA: more -o overrides ("-o key=value -o ...").
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+: "${NAME:?NAME: the experiment folder name under .devrun/experiments}"
+START=${START:-soccer-x4plus}
+ITERS=${ITERS:-100000}
+MINUTES=${MINUTES:-300}
+THREADS=${THREADS:-1}
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 SOCCERSR_CACHE_DIR="$PWD/.devrun/cache"
+export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
+read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
+exec "${PY:-.venv/bin/python}" -m soccersr.cli train --config configs/soccer_x4plus.yml --device cpu --auto-resume \
+    -o path.experiments_root=.devrun/experiments -o "name=$NAME" -o "path.pretrain_network_g=$START" \
+    -o "train.total_iter=$ITERS" -o "train.time_limit_min=$MINUTES" \
+    -o datasets.train.batch_size_per_gpu=4 -o datasets.train.gt_size=128 -o datasets.train.queue_size=40 \
+    -o datasets.train.num_worker_per_gpu=1 -o train.net_d_init_iters=50 -o "train.scheduler.milestones=[4000]" \
+    -o val.val_freq=300 -o logger.save_checkpoint_freq=300 -o logger.print_freq=25 "${EXTRA_ARGS[@]}"
