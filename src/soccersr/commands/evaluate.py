@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,8 @@ from typing import Any
 
 from soccersr.commands.args import auto_or_int
 from soccersr.options import ENGINES, PRECISIONS
+
+logger = logging.getLogger(__name__)
 
 
 def _crop(text: str) -> tuple[int, int, int, int]:
@@ -78,15 +82,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from soccersr.errors import SoccersrError
     from soccersr.eval.runner import EvalConfig, run_eval
 
-    log = logging.getLogger("soccersr.eval")
     try:
         cfg = EvalConfig(
             models=tuple(args.models or ()),
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                     bar.reset(total=total)
                 bar.n = index
                 bar.set_postfix_str(name)  # refreshes the bar
-                log.debug("[%d/%d] %s", index + 1, total, name)
+                logger.debug("[%d/%d] %s", index + 1, total, name)
 
             outcome = run_eval(cfg, on_image=on_image)
             bar.n = bar.total or 0
@@ -136,14 +137,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_fit_niqe(args: argparse.Namespace) -> int:
-    import hashlib
-    import logging
-
     from soccersr.eval.niqe import NiqeError, fit_niqe, save_niqe_model
     from soccersr.io.images import ImageReadError, read_image
     from soccersr.io.listing import list_images
 
-    log = logging.getLogger("soccersr.eval")
     folder: Path = args.folder
     if not folder.is_dir():
         print(f"soccersr eval fit-niqe: error: {folder}: not a folder", file=sys.stderr)
@@ -159,12 +156,12 @@ def run_fit_niqe(args: argparse.Namespace) -> int:
 
     def images() -> Iterator[tuple[str, Any]]:
         for i, path in enumerate(files):
-            log.info("[%d/%d] %s", i + 1, len(files), path.name)
+            logger.info("[%d/%d] %s", i + 1, len(files), path.name)
             try:
                 data = path.read_bytes()
                 rgb = read_image(path).rgb
             except (OSError, ImageReadError) as exc:
-                log.error("skipping %s", exc)
+                logger.error("skipping %s", exc)
                 failed.append(path.name)
                 continue
             digest.update(hashlib.sha256(data).digest())
