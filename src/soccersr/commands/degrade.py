@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,8 +108,6 @@ def _degrade_one(args: argparse.Namespace, cfg: DegradationConfig, rel: Path, ta
 def _run_jobs(jobs: list[tuple[Path, Path]], work: Callable[[tuple[Path, Path]], str | None], workers: int,
               prog: str) -> tuple[int, int]:
     """Run ``work`` over ``jobs`` on ``workers`` threads behind a progress bar; (written, failed)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -173,8 +174,6 @@ def run_fit_niqe(args: argparse.Namespace) -> int:
     except NiqeError as exc:
         print(f"soccersr eval fit-niqe: error: {exc}", file=sys.stderr)
         return 2
-    from dataclasses import replace
-
     model = replace(model, info={**model.info, "images_sha256": digest.hexdigest(), "failed": failed})
     save_niqe_model(model, args.output)
     info = model.info

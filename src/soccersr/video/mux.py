@@ -18,6 +18,7 @@ Packets from the two sources are merged by time, so memory holds about one segme
 from __future__ import annotations
 
 import heapq
+import io
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -68,8 +69,6 @@ class Timeline:
 
 def copyable(container: str, stream: av.stream.Stream) -> bool:
     """Whether ``stream``'s packets can go into a ``container`` file as they are."""
-    import io
-
     import av
 
     name = stream.codec_context.name if stream.codec_context is not None else ""
