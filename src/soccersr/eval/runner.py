@@ -167,7 +167,7 @@ def weights_file(spec: str) -> Path | None:
 
 def _load_contenders(cfg: EvalConfig) -> tuple[list[_Contender], int]:
     contenders = []
-    for spec, label in zip(cfg.models, model_labels(cfg.models)):
+    for spec, label in zip(cfg.models, model_labels(cfg.models), strict=True):
         model = load_model(spec)
         upscaler = Upscaler(model, engine=cfg.engine, device=cfg.device, precision=cfg.precision, tile=cfg.tile)
         info: dict[str, Any] = {

@@ -29,6 +29,7 @@ from soccersr.options import ENGINES, EngineOptions
 from soccersr.weights.model import SRModel
 
 logger = logging.getLogger(__name__)
+_DEFAULT_OPTIONS = EngineOptions()  # frozen: one shared default is safe
 
 
 def resolve_engine(engine: str, device: torch.device) -> str:
@@ -86,7 +87,7 @@ def create_runner(
     return runner
 
 
-def open_upscaler(model: str | Path | SRModel, options: EngineOptions = EngineOptions()) -> TileEngine:
+def open_upscaler(model: str | Path | SRModel, options: EngineOptions = _DEFAULT_OPTIONS) -> TileEngine:
     """The tiled engine for a built-in model name, a weights file, an exported ``.onnx`` file or a
     loaded ``SRModel``, run as ``options`` say.
 

@@ -167,7 +167,7 @@ class VGGFeatures(nn.Module):
             x = (x - self.mean) / self.std
         wanted = set(self.layers)
         out: dict[str, torch.Tensor] = {}
-        for name, layer in zip(VGG_LAYERS[self.vgg_type], self.features):
+        for name, layer in zip(VGG_LAYERS[self.vgg_type], self.features, strict=False):
             x = layer(x)
             if name in wanted:
                 out[name] = x

@@ -325,7 +325,7 @@ def _restore(reader: FrameReader, engine: SupportsUpscale, plan: _Plan, batch: i
         images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(peak)
         with torch.inference_mode():
             restored = engine.upscale(images).permute(0, 2, 3, 1).numpy()
-        for item, rgb in zip(group, restored):
+        for item, rgb in zip(group, restored, strict=True):
             if plan.resize:
                 rgb = resize(np.ascontiguousarray(rgb), plan.target)
             rgb = rgb[:height, :width]

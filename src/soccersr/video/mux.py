@@ -234,7 +234,7 @@ def packet_times(segments: Sequence[Segment]) -> Iterator[list[tuple[int, int, i
         if tail is None:
             tail = [display[0] - lead + (j * lead) // depth for j in range(depth)]
         decode_times = tail + display  # dts of packet j is decode_times[j]
-        gap = {pts: nxt - pts for pts, nxt in zip(display, display[1:] + [segment.end_pts])}
+        gap = {pts: nxt - pts for pts, nxt in zip(display, display[1:] + [segment.end_pts], strict=True)}
         times = [(pts, decode_times[j], gap[pts]) for j, pts in enumerate(segment.pts)]
         if number == len(segments) - 1:
             pts, dts, _ = times[-1]
@@ -261,7 +261,7 @@ def _video_packets(
     import av
 
     offset = round(shift / time_base)
-    for segment, times in zip(segments, packet_times(segments)):
+    for segment, times in zip(segments, packet_times(segments), strict=True):
         with av.open(str(segment.path)) as part:
             stream = part.streams.video[0]
             if stream.codec_context.extradata != extradata:
@@ -269,7 +269,7 @@ def _video_packets(
             packets = [packet for packet in part.demux(stream) if packet.size]
         if len(packets) != segment.frames:
             raise VideoError(f"{segment.path}: {len(packets)} packets where its record lists {segment.frames}")
-        for packet, (pts, dts, duration) in zip(packets, times):
+        for packet, (pts, dts, duration) in zip(packets, times, strict=True):
             packet.stream = out_stream
             packet.time_base = time_base
             packet.pts, packet.dts, packet.duration = pts - offset, dts - offset, duration
