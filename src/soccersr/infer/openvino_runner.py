@@ -54,6 +54,7 @@ from soccersr.errors import MissingExtraError
 from soccersr.infer.devices import Precision, activation_bytes_per_pixel, auto_batch_size, auto_tile_side
 from soccersr.infer.tiling import Size
 from soccersr.io.atomic import atomic_write_bytes
+from soccersr.weights.builtin import default_cache_dir
 from soccersr.weights.model import SRModel
 
 logger = logging.getLogger(__name__)
@@ -113,8 +114,6 @@ def default_threads() -> int:
 
 def cache_folder(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where compiled models are cached: ``<soccersr cache>/openvino``."""
-    from soccersr.weights.builtin import default_cache_dir
-
     return Path(cache_dir if cache_dir is not None else default_cache_dir()) / CACHE_SUBDIR
 
 
