@@ -30,6 +30,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +46,7 @@ from soccersr.train.vgg import VGG16_LAYER_WEIGHTS, VGGFeatures
 
 MODES = ("g-only-fp32", "fp32", "bf16-cl", "compile-bf16-cl", "g-only-bf16-cl", "bf16-cl-no-percep",
          "compile-g-bf16-cl")
+T = TypeVar("T")  # what a timed step returns
 
 
 def _sync(device: torch.device) -> None:
@@ -61,81 +64,101 @@ def _hr_batches(n: int, batch: int, size: int, device: torch.device) -> list[tor
     return out
 
 
-def run_mode(mode: str, args: argparse.Namespace, device: torch.device) -> dict[str, float | str]:
-    torch.manual_seed(0)
+def _networks(mode: str, args: argparse.Namespace, device: torch.device) -> Networks:
+    """G, D (GAN modes), the EMA of G and the perceptual loss (unless no-percep), laid out and compiled per mode."""
     gan = not mode.startswith("g-only")
-    bf16, channels_last, compile_ = "bf16" in mode, "-cl" in mode, mode.startswith("compile")
     if args.tiny:
         g = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4)
         d = UNetDiscriminatorSN(num_feat=8) if gan else None
     else:
         g = RRDBNet(num_feat=64, num_block=23, num_grow_ch=32)
         d = UNetDiscriminatorSN(num_feat=64) if gan else None
-    perceptual = None
-    if gan and "no-percep" not in mode:
-        layers = OFFICIAL_LAYER_WEIGHTS if args.vgg == "vgg19" else VGG16_LAYER_WEIGHTS
-        vgg = VGGFeatures(tuple(layers), vgg_type=args.vgg)
-        vgg.init_random()
-        perceptual = PerceptualLoss(vgg, layers, 1.0)
+    perceptual = _perceptual_loss(args.vgg) if gan and "no-percep" not in mode else None
     g_ema = make_ema(g)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    fmt = torch.channels_last if "-cl" in mode else torch.contiguous_format
     for m in (g, d, g_ema, perceptual):
         if m is not None:
             m.to(device=device, memory_format=fmt)
-    if compile_:
-        g.compile()
-        if d is not None and not mode.startswith("compile-g-"):
-            d.compile()
-        if perceptual is not None and not mode.startswith("compile-g-"):
-            perceptual.vgg.compile()
+    if mode.startswith("compile"):
+        _compile(mode, g, d, perceptual)
+    return Networks.plain(g, d=d, g_ema=g_ema, perceptual=perceptual)
+
+
+def _perceptual_loss(vgg_type: str) -> PerceptualLoss:
+    layers = OFFICIAL_LAYER_WEIGHTS if vgg_type == "vgg19" else VGG16_LAYER_WEIGHTS
+    vgg = VGGFeatures(tuple(layers), vgg_type=vgg_type)
+    vgg.init_random()
+    return PerceptualLoss(vgg, layers, 1.0)
+
+
+def _compile(mode: str, g: torch.nn.Module, d: torch.nn.Module | None, perceptual: PerceptualLoss | None) -> None:
+    g.compile()
+    if mode.startswith("compile-g-"):  # G only
+        return
+    if d is not None:
+        d.compile()
+    if perceptual is not None:
+        perceptual.vgg.compile()
+
+
+def _optimizers(nets: Networks, device: torch.device) -> tuple[torch.optim.Adam, torch.optim.Adam | None]:
     fused = device.type == "cuda"
-    opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.9, 0.99), fused=fused)
-    opt_d = torch.optim.Adam(d.parameters(), lr=1e-4, betas=(0.9, 0.99), fused=fused) if d is not None else None
-    nets = Networks.plain(g, d=d, g_ema=g_ema, perceptual=perceptual)
-    opts = StepOptions(
+    opt_g = torch.optim.Adam(nets.g.parameters(), lr=1e-4, betas=(0.9, 0.99), fused=fused)
+    if nets.d is None:
+        return opt_g, None
+    return opt_g, torch.optim.Adam(nets.d.parameters(), lr=1e-4, betas=(0.9, 0.99), fused=fused)
+
+
+def _step_options(mode: str, args: argparse.Namespace) -> StepOptions:
+    gan = not mode.startswith("g-only")
+    return StepOptions(
         degradation=DegradationConfig(), gt_size=args.gt_size, scale=4, gan=gan, sharpen_gt_first=not gan,
-        pixel_weight=1.0, amp_dtype=torch.bfloat16 if bf16 else None, channels_last=channels_last,
+        pixel_weight=1.0, amp_dtype=torch.bfloat16 if "bf16" in mode else None, channels_last="-cl" in mode,
     )
+
+
+def _timed(device: torch.device, n: int, step: Callable[[int], T]) -> tuple[float, T | None]:
+    """Seconds for ``step(0) .. step(n - 1)`` with one sync at the end, and the last step's result."""
+    result = None
+    t0 = time.perf_counter()
+    for i in range(n):
+        result = step(i)
+    _sync(device)
+    return time.perf_counter() - t0, result
+
+
+def run_mode(mode: str, args: argparse.Namespace, device: torch.device) -> dict[str, float | str]:
+    torch.manual_seed(0)
+    nets = _networks(mode, args, device)
+    opt_g, opt_d = _optimizers(nets, device)
+    opts = _step_options(mode, args)
     pool = TrainingPairPool(args.queue, seed=0)
     generator = torch.Generator().manual_seed(0)
     hr = _hr_batches(4, args.batch, args.crop, device)
 
-    # Fill the pool first: the steady state swaps with stored pairs (official queue 180 = 15 batches).
-    t0 = time.perf_counter()
-    for i in range(args.queue // args.batch):
+    def degrade(i: int) -> None:
         synthesize_batch(hr[i % len(hr)], opts=opts, generator=generator, pool=pool)
-    _sync(device)
-    fill_s = time.perf_counter() - t0
 
+    def train(iteration: int, batch_index: int) -> dict[str, torch.Tensor]:
+        return train_step(hr[batch_index % len(hr)], nets=nets, opt_g=opt_g, opt_d=opt_d, pool=pool,
+                          generator=generator, opts=opts, iteration=iteration)
+
+    # Fill the pool first: the steady state swaps with stored pairs (official queue 180 = 15 batches).
+    fill_s, _ = _timed(device, args.queue // args.batch, degrade)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    t0 = time.perf_counter()
-    it = 0
-    for _ in range(args.warmup):  # includes torch.compile's compilation
-        it += 1
-        train_step(hr[it % len(hr)], nets=nets, opt_g=opt_g, opt_d=opt_d, pool=pool, generator=generator,
-                   opts=opts, iteration=it)
-    _sync(device)
-    warmup_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
-        it += 1
-        losses = train_step(hr[it % len(hr)], nets=nets, opt_g=opt_g, opt_d=opt_d, pool=pool,
-                            generator=generator, opts=opts, iteration=it)
-    _sync(device)
-    step_ms = (time.perf_counter() - t0) / args.steps * 1000
-
-    t0 = time.perf_counter()
-    for i in range(args.steps):
-        synthesize_batch(hr[i % len(hr)], opts=opts, generator=generator, pool=pool)
-    _sync(device)
-    degrade_ms = (time.perf_counter() - t0) / args.steps * 1000
+    # Warm-up includes torch.compile's compilation; iterations count from 1 across warm-up and timed steps.
+    warmup_s, _ = _timed(device, args.warmup, lambda i: train(1 + i, 1 + i))
+    first = args.warmup + 1
+    steps_s, losses = _timed(device, args.steps, lambda i: train(first + i, first + i))
+    step_ms = steps_s / args.steps * 1000
+    degrade_s, _ = _timed(device, args.steps, degrade)
+    degrade_ms = degrade_s / args.steps * 1000
 
     finite = all(torch.isfinite(v).item() for v in losses.values())
     if args.profile and mode == args.profile_mode:
-        _profile(args, device, lambda i: train_step(hr[i % len(hr)], nets=nets, opt_g=opt_g, opt_d=opt_d, pool=pool,
-                                                     generator=generator, opts=opts, iteration=it + 1 + i))
+        after = first + args.steps
+        _profile(args, device, lambda i: train(after + i, i))
     result: dict[str, float | str] = {
         "mode": mode, "ms_per_iter": round(step_ms, 2), "iters_per_s": round(1000 / step_ms, 3),
         "degrade_ms": round(degrade_ms, 2), "degrade_share": round(degrade_ms / step_ms, 3),

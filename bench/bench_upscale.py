@@ -266,7 +266,7 @@ class _Contender:
             "--onnx", str(input_path.parent / f"{model}.onnx"),
         ]  # fmt: skip
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-        self._stderr: IO[str] = open(self._stderr_path, "w")
+        self._stderr: IO[str] = open(self._stderr_path, "w")  # noqa: SIM115 - lives with the worker, closed in close()
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env
         )

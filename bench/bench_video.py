@@ -76,7 +76,7 @@ def model_fps(engine, clip: Path, frames: int, per_call: int) -> float:
     import torch
 
     with av.open(str(clip)) as container:
-        arrays = [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), container.decode(video=0))]
+        arrays = [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), container.decode(video=0), strict=False)]
     batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div(255)
     started = time.perf_counter()
     for i in range(0, len(arrays), per_call):

@@ -1,4 +1,4 @@
-"""HRImageDataset / PairedImageDataset / game_id: crops, padding, flips, seeding, bad data."""
+"""HRImageDataset / PairedImageDataset: crops, padding, flips, seeding, bad data."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from soccersr.data.dataset import DatasetError, HRImageDataset, PairedImageDataset, game_id
+from soccersr.data.dataset import DatasetError, HRImageDataset, PairedImageDataset
 
 
 def _coordinate_image(height: int, width: int) -> np.ndarray:
@@ -161,20 +161,6 @@ def test_all_bad_images_give_a_clear_error(tmp_path: Path) -> None:
     ds = HRImageDataset(meta, tmp_path, crop_pad_size=32, on_bad_image="skip")
     with pytest.raises(DatasetError, match="replacement images were bad too"):
         ds[0]
-
-
-def test_game_id() -> None:
-    assert game_id("4b770a_1_4.jpg") == "4b770a"
-    assert game_id(Path("/data/crops/4b770a_1_4T0_s001.png")) == "4b770a"
-    assert game_id("08fd33_4_000123.png") == "08fd33"  # a frame of the DFL clip 08fd33_4.mp4
-    with pytest.raises(ValueError, match="left_camera_000000.png: not a DFL frame name"):
-        game_id("left_camera_000000.png")
-
-
-def test_game_ids_of_the_shared_frames(soccer_data: Path) -> None:
-    ids = {game_id(p) for p in (soccer_data / "dfl-bundesliga").glob("*/*.jpg")}
-    assert len(ids) == 15  # PROVENANCE.md: 15 game ids
-    assert {"08fd33", "4b770a", "cd987c"} <= ids
 
 
 def _write(path: Path, image: np.ndarray) -> None:

@@ -127,7 +127,7 @@ def test_kernel_type_and_size_frequencies_match_the_config() -> None:
     out = sample_stage_kernels(stage, SIZES, n, size=21, generator=torch.Generator().manual_seed(1))
     counts = torch.bincount(out.kind, minlength=len(KERNEL_TYPES)).double() / n
     expected = [p * (1 - stage.sinc_prob) for p in stage.kernel_prob] + [stage.sinc_prob]
-    for name, got, want in zip(KERNEL_TYPES, counts.tolist(), expected):
+    for name, got, want in zip(KERNEL_TYPES, counts.tolist(), expected, strict=True):
         se = math.sqrt(want * (1 - want) / n)
         assert abs(got - want) < 4 * se + 1e-9, f"{name}: {got:.4f} vs {want:.4f}"
     sizes = torch.bincount(out.kernel_size, minlength=22)[list(SIZES)].double() / n

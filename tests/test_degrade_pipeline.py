@@ -53,7 +53,7 @@ def _tensors(obj: object) -> list[torch.Tensor]:
 
 def _same_params(a: DegradationParams, b: DegradationParams) -> bool:
     scalars_equal = a.summary() == b.summary()
-    return scalars_equal and all(torch.equal(x, y) for x, y in zip(_tensors(a), _tensors(b)))
+    return scalars_equal and all(torch.equal(x, y) for x, y in zip(_tensors(a), _tensors(b), strict=True))
 
 
 def test_shapes_levels_and_range() -> None:
@@ -151,7 +151,7 @@ def test_op_frequencies_match_the_config(many: list[DegradationParams]) -> None:
     n_batches = len(many)
     for stage_name, stage_cfg in (("first", CFG.first), ("second", CFG.second)):
         stages = [getattr(p, stage_name) for p in many]
-        for direction, prob in zip(("up", "down", "keep"), stage_cfg.resize_prob):
+        for direction, prob in zip(("up", "down", "keep"), stage_cfg.resize_prob, strict=True):
             assert _within(sum(s.resize.direction == direction for s in stages), n_batches, prob), (stage_name, direction)
         gaussian = torch.cat([s.noise.gaussian for s in stages])
         assert _within(int(gaussian.sum()), gaussian.numel(), stage_cfg.gaussian_noise_prob)

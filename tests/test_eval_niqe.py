@@ -14,7 +14,7 @@ from soccersr.eval.niqe import (
     NiqeModel,
     _gaussian_window,
     _patch_features,
-    _resize_matrix,
+    _resize_rows,
     fit_niqe,
     image_features,
     imresize_half,
@@ -44,7 +44,7 @@ def model(crops: list[tuple[str, np.ndarray]]) -> NiqeModel:
 def test_imresize_half_weights_are_matlabs_antialiased_bicubic() -> None:
     # Keys cubic (a=-0.5) stretched x2 and halved, at distances 0.25, 0.75, 1.25, 1.75 (derived by hand).
     interior = [-0.01171875, -0.03515625, 0.11328125, 0.43359375, 0.43359375, 0.11328125, -0.03515625, -0.01171875]
-    mat = _resize_matrix(16, 0.5)
+    mat = _resize_rows(np.eye(16), 0.5)  # the rows of the identity, resized: the resize as an (out, in) matrix
     assert mat.shape == (8, 16)
     np.testing.assert_allclose(mat[3, 3:11], interior, atol=1e-15)
     # At the border MATLAB mirrors with the edge repeated: taps at 0, -1, -2 land on 1, 2, 3.

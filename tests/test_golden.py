@@ -69,7 +69,7 @@ def _upscale(name: str, rgb: np.ndarray, cache_dir: Path) -> np.ndarray:
 def _histogram(diff: np.ndarray) -> str:
     edges = [0, 1, 2, 3, 5, 9, 17, 33, 256]
     counts, _ = np.histogram(diff, bins=edges)
-    return "  ".join(f"|d| {lo}" + (f"-{hi - 1}" if hi - 1 > lo else "") + f": {n}" for lo, hi, n in zip(edges, edges[1:], counts))
+    return "  ".join(f"|d| {lo}" + (f"-{hi - 1}" if hi - 1 > lo else "") + f": {n}" for lo, hi, n in zip(edges, edges[1:], counts, strict=False))
 
 
 NAMES = ("x4plus", "x4plus-anime", "animevideov3")

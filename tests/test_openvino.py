@@ -127,7 +127,7 @@ def test_no_recompile_for_new_tile_or_image_sizes(monkeypatch: pytest.MonkeyPatc
             compiles.append(args)
             return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(openvino, "Core", CountingCore)
+    monkeypatch.setattr(openvino_runner, "shared_core", CountingCore)
     model = tiny_model()
     engine = TileEngine(OpenVinoRunner(model, precision="fp32", cache_dir=fresh_cache), model, tile=24, tile_overlap=8)
     assert len(compiles) == 1
@@ -352,3 +352,35 @@ def test_telemetry_never_starts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         assert isinstance(engine.runner, OpenVinoRunner)
         assert engine.upscale(x).shape == (1, 3, 80, 72)
     assert _entries(tmp_path / "cache")
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux's /proc/self/maps")
+def test_freed_runners_never_leave_a_dangling_signal_stack(ov_cache: Path) -> None:
+    # On AMX CPUs the CPU plugin swaps in its own sigaltstack per Core; one Core per runner, freed
+    # in creation order, left it pointing at unmapped memory, and the next SIGCHLD killed the
+    # process (the full test suite died of SIGSEGV at the DDP test).
+    import ctypes
+    import gc
+
+    class StackT(ctypes.Structure):
+        _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]
+
+    def signal_stack_is_sane() -> bool:
+        stack = StackT()
+        assert ctypes.CDLL(None).sigaltstack(None, ctypes.byref(stack)) == 0
+        if stack.flags & 2 or not stack.sp:  # SS_DISABLE
+            return True
+        for line in Path("/proc/self/maps").read_text().splitlines():
+            low, high = (int(v, 16) for v in line.split()[0].split("-"))
+            if low <= stack.sp and stack.sp + stack.size <= high:
+                return True
+        return False
+
+    model = tiny_model()
+    first = OpenVinoRunner(model, precision="fp32", cache_dir=ov_cache)
+    second = OpenVinoRunner(model, precision="fp32", cache_dir=ov_cache)
+    del first
+    gc.collect()
+    del second
+    gc.collect()
+    assert signal_stack_is_sane()

@@ -42,14 +42,17 @@ def test_defaults_are_the_official_values() -> None:
     ("change", "message"),
     [
         (lambda r: r["train"].update(optim_g={"lrr": 1}), "train.optim_g.lrr: unknown key"),
-        (lambda r: r["train"].update(total_iter="many"), "train.total_iter: expected an integer, got 'many'"),
-        (lambda r: r["train"].update(total_iter=0), "train.total_iter: must be positive, got 0"),
-        (lambda r: r["train"].update(optim_g={"lr": -1.0}), "train.optim_g.lr: must be a positive number"),
-        (lambda r: r["train"].update(optim_g={"betas": [0.9]}), "train.optim_g.betas: expected a list of 2 values, got 1"),
-        (lambda r: r["train"].update(compile="yes"), "train.compile: expected true or false, got 'yes'"),
-        (lambda r: r["train"].update(ema_decay=float("nan")), "train.ema_decay: expected a finite number, got nan"),
-        (lambda r: r.update(manual_seed=-1), "manual_seed: must be >= 0, got -1"),
-        (lambda r: r["train"].update(precision="fp16"), "train.precision: expected one of ['auto', 'bf16', 'fp32']"),
+        (lambda r: r["train"].update(total_iter="many"), "train.total_iter: input should be a valid integer, got 'many'"),
+        (lambda r: r["train"].update(total_iter=0), "train.total_iter: input should be greater than 0, got 0"),
+        (lambda r: r["train"].update(optim_g={"lr": -1.0}), "train.optim_g.lr: input should be greater than 0, got -1.0"),
+        (lambda r: r["train"].update(optim_g={"betas": [0.9]}), "train.optim_g.betas: too few values, got 1"),
+        (lambda r: r["train"].update(compile="yes"), "train.compile: input should be a valid boolean, got 'yes'"),
+        (lambda r: r["train"].update(ema_decay=float("nan")), "train.ema_decay: input should be a finite number, got nan"),
+        (lambda r: r.update(manual_seed=-1), "manual_seed: input should be greater than or equal to 0, got -1"),
+        (lambda r: r["train"].update(channels_last="x"), "train.channels_last: input should be 'auto' or a valid boolean"),
+        (lambda r: r["train"].update(optim_g=[1]), "train.optim_g: expected a mapping, got [1]"),
+        (lambda r: r["network_g"].update(num_block="2"), "network_g.num_block: input should be a valid integer, got '2'"),
+        (lambda r: r["train"].update(precision="fp16"), "train.precision: input should be 'auto', 'bf16' or 'fp32', got 'fp16'"),
         (lambda r: r["datasets"]["train"].update(resize_prob2=[0.5, 0.5, 0.5]),
          "datasets.train.resize_prob2: probabilities must sum to 1"),
         (lambda r: r["datasets"]["train"].update(queue_size=7, batch_size_per_gpu=2),
@@ -62,14 +65,14 @@ def test_defaults_are_the_official_values() -> None:
         (lambda r: r["datasets"]["train"].pop("meta_info"), "datasets.train.meta_info: missing required key"),
         (lambda r: r.update(network_d={"type": "UNetDiscriminatorSN"}), "network_d: only used by model_type RealESRGANModel"),
         (lambda r: r.update(model_type="RealESRGANModel"), "network_d: required for model_type RealESRGANModel"),
-        (lambda r: r["train"]["pixel_opt"].update(type="MSELoss"), "train.pixel_opt.type: expected one of ['L1Loss']"),
+        (lambda r: r["train"]["pixel_opt"].update(type="MSELoss"), "train.pixel_opt.type: input should be 'L1Loss', got 'MSELoss'"),
         (lambda r: r.update(val={"val_freq": 10}), "val: datasets.val and val (val_freq) must be given together"),
     ],
 )
 def test_errors_name_the_key_path(change, message: str) -> None:
     raw = _minimal()
     change(raw)
-    assert message in _error(raw)
+    assert _error(raw).startswith(message)
 
 
 def test_gan_stage_checks() -> None:
@@ -105,7 +108,7 @@ def test_numbers_as_yaml_writes_them() -> None:
     raw = yaml.safe_load("lr: 1e-4\nfreq: !!float 5e3\n")
     cfg = parse_config({**_minimal(optim_g={"lr": raw["lr"]}), "logger": {"save_checkpoint_freq": raw["freq"]}})
     assert cfg.train.optim_g.lr == 1e-4 and cfg.logger.save_checkpoint_freq == 5000
-    assert "logger.print_freq: expected an integer, got 2.5" in _error({**_minimal(), "logger": {"print_freq": 2.5}})
+    assert "logger.print_freq: input should be a valid integer, got 2.5" in _error({**_minimal(), "logger": {"print_freq": 2.5}})
 
 
 def test_overrides_use_yaml_values_never_eval() -> None:
@@ -116,7 +119,7 @@ def test_overrides_use_yaml_values_never_eval() -> None:
     assert cfg.path.pretrain_network_g == "__import__('os')"  # plain text, not evaluated
     with pytest.raises(ConfigError, match="expected key.path=value"):
         apply_overrides({}, ["train.total_iter"])
-    with pytest.raises(ConfigError, match="train.total_iter: expected an integer, got 'abc'"):
+    with pytest.raises(ConfigError, match="train.total_iter: input should be a valid integer, got 'abc'"):
         parse_config(apply_overrides(_minimal(), ["train.total_iter=abc"]))
     with pytest.raises(ConfigError, match="train.optim_g.lrr: unknown key"):
         parse_config(apply_overrides(_minimal(), ["train.optim_g.lrr=1"]))

@@ -1,15 +1,23 @@
-"""Two CPU processes (gloo) train together as under torchrun, and their weights stay identical."""
+"""Two CPU processes (gloo) train together under torchrun, and their weights stay identical.
+
+The workers run under a real `torch.distributed.run` in a fresh interpreter, as users start them, so
+nothing the test process loaded before (OpenVINO, PyAV, a browser driver) is in the workers.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
-import torch.multiprocessing as mp
 
 from test_train_common import tiny_raw
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
 def _free_port() -> int:
@@ -18,29 +26,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world_size: int, port: int, raw: dict, out_dir: str) -> None:
-    # What torchrun would set for each process.
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size),
-                      RANK=str(rank), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    import soccersr.train.loop as loop
-    from soccersr.train import parse_config
-
-    real_check = loop.ranks_in_sync
-
-    def recording_check(module, ctx):  # also keep each rank's G and D weights for the test to compare
-        name = type(module).__name__
-        torch.save({k: v.clone() for k, v in module.state_dict().items()}, Path(out_dir) / f"{name}_rank{ctx.rank}.pt")
-        return real_check(module, ctx)
-
-    loop.ranks_in_sync = recording_check
-    result = loop.train(parse_config(raw), device="cpu")
-    torch.save({"iteration": result.iteration, "losses": result.losses}, Path(out_dir) / f"result_rank{rank}.pt")
-
-
 def test_two_gloo_processes_stay_in_sync(tmp_path: Path, soccer_crops: Path) -> None:
     raw = tiny_raw(tmp_path, soccer_crops, gan=True, total_iter=3)
-    mp.spawn(_worker, args=(2, _free_port(), raw, str(tmp_path)), nprocs=2, join=True)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(raw))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+                "--master_addr=127.0.0.1", f"--master_port={_free_port()}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*torchrun, str(WORKER), str(config), str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
 
     results = [torch.load(tmp_path / f"result_rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert [r["iteration"] for r in results] == [3, 3]

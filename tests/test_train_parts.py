@@ -38,8 +38,8 @@ def test_ema_follows_the_decay_formula_in_place() -> None:
     for name, value in ema.state_dict().items():
         expected = 0.999 * before[name] + 0.001 * dict(g.named_parameters())[name].detach().double()
         torch.testing.assert_close(value.double(), expected, rtol=0, atol=1e-7)
-    assert all(a is b for a, b in zip(ema_tensors_before, ema.parameters()))
-    moved = sum((a - b).abs().sum() for a, b in zip(ema.parameters(), g.parameters()))
+    assert all(a is b for a, b in zip(ema_tensors_before, ema.parameters(), strict=True))
+    moved = sum((a - b).abs().sum() for a, b in zip(ema.parameters(), g.parameters(), strict=True))
     assert moved > 0  # the EMA lags behind G
     assert not any(p.requires_grad for p in ema.parameters())
     with pytest.raises(ValueError, match="parameter names differ"):

@@ -306,7 +306,7 @@ def test_cache_is_compact_fp16_with_provenance(tmp_path, video_reference):
     path = tmp_path / "animevideov3.safetensors"
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
-        dtypes = {k: f.get_tensor(k).dtype for k in f.keys()}
+        dtypes = {k: f.get_tensor(k).dtype for k in f.keys()}  # noqa: SIM118 - safe_open is not a mapping
     assert meta["source_file"] == "REALESRGAN_ANIMAVIDEOV3_UP4X.bin"
     assert meta["source_sha256"] == hashlib.sha256(VIDEO_BIN.read_bytes()).hexdigest()
     assert (meta["zoo_name"], meta["converter_version"], meta["post_resize"]) == ("animevideov3", "1", "None")
@@ -323,7 +323,7 @@ def test_cache_is_reused(tmp_path, monkeypatch, video_reference):
 
 def _restamp(path: Path, **changes: str) -> None:
     with safe_open(str(path), framework="pt") as f:
-        meta, tensors = f.metadata(), {k: f.get_tensor(k).clone() for k in f.keys()}
+        meta, tensors = f.metadata(), {k: f.get_tensor(k).clone() for k in f.keys()}  # noqa: SIM118 - safe_open is not a mapping
     save_file(tensors, path, metadata={**meta, **changes})
 
 

@@ -56,51 +56,72 @@ def make_clip(
     fmt = FORMATS[path.suffix]
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", format=fmt, container_options=options) as out:
-        video = out.add_stream(codec, rate=rate, options={"preset": "fast"} if codec.startswith("libx26") else {})
-        video.width, video.height = size[1], size[0]
-        video.pix_fmt = pix_fmt
-        if gaps_ms is not None:
-            video.codec_context.time_base = Fraction(1, 1000)
-        if rotation:
-            video.set_display_rotation(rotation)
-        video.metadata["language"] = "eng"
-        streams = [video]
-        sound = None
-        if audio is not None:
-            sound = out.add_stream(audio, rate=audio_rate)
-            sound.codec_context.layout = "stereo"
-            sound.metadata["language"] = "jpn"
-            sound.metadata["title"] = "stadium"
-            streams.append(sound)
-        text = None
-        if subtitles:
-            text = out.add_mux_stream("subrip")
-            text.time_base = Fraction(1, 1000)
-            text.metadata["language"] = "ger"
-        pts = 0
-        for i, rgb in enumerate(pan_frames(frames, *size)):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            if gaps_ms is not None:
-                frame.pts, frame.time_base = pts, Fraction(1, 1000)
-                pts += gaps_ms[i % len(gaps_ms)]
-            else:
-                frame.pts = i
-            for packet in video.encode(frame):
-                out.mux(packet)
-        for packet in video.encode():
-            out.mux(packet)
-        seconds = pts / 1000 if gaps_ms is not None else frames / rate
+        video = _add_video(out, codec, rate, size, pix_fmt, vfr=gaps_ms is not None, rotation=rotation)
+        sound = _add_audio(out, audio, audio_rate) if audio is not None else None
+        text = _add_subtitles(out) if subtitles else None
+        seconds = _write_video(out, video, frames, size, rate, gaps_ms)
         if sound is not None:
             _tone(out, sound, seconds, audio_rate)
         if text is not None:
-            for k in range(int(seconds)):
-                packet = av.Packet(f"minute {k}".encode())
-                packet.pts = packet.dts = k * 1000
-                packet.duration = 500
-                packet.time_base = Fraction(1, 1000)
-                packet.stream = text
-                out.mux(packet)
+            _write_subtitles(out, text, seconds)
     return Clip(path, frames)
+
+
+def _add_video(out: av.container.OutputContainer, codec: str, rate: int, size: tuple[int, int], pix_fmt: str, *,
+               vfr: bool, rotation: int) -> av.video.stream.VideoStream:
+    video = out.add_stream(codec, rate=rate, options={"preset": "fast"} if codec.startswith("libx26") else {})
+    video.width, video.height = size[1], size[0]
+    video.pix_fmt = pix_fmt
+    if vfr:
+        video.codec_context.time_base = Fraction(1, 1000)
+    if rotation:
+        video.set_display_rotation(rotation)
+    video.metadata["language"] = "eng"
+    return video
+
+
+def _add_audio(out: av.container.OutputContainer, codec: str, rate: int) -> av.audio.stream.AudioStream:
+    sound = out.add_stream(codec, rate=rate)
+    sound.codec_context.layout = "stereo"
+    sound.metadata["language"] = "jpn"
+    sound.metadata["title"] = "stadium"
+    return sound
+
+
+def _add_subtitles(out: av.container.OutputContainer) -> av.stream.Stream:
+    text = out.add_mux_stream("subrip")
+    text.time_base = Fraction(1, 1000)
+    text.metadata["language"] = "ger"
+    return text
+
+
+def _write_video(out: av.container.OutputContainer, video: av.video.stream.VideoStream, frames: int,
+                 size: tuple[int, int], rate: int, gaps_ms: list[int] | None) -> float:
+    """Encode the pan frames (at ``rate``, or ``gaps_ms`` apart); the clip's length in seconds."""
+    pts = 0
+    for i, rgb in enumerate(pan_frames(frames, *size)):
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        if gaps_ms is not None:
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            pts += gaps_ms[i % len(gaps_ms)]
+        else:
+            frame.pts = i
+        for packet in video.encode(frame):
+            out.mux(packet)
+    for packet in video.encode():
+        out.mux(packet)
+    return pts / 1000 if gaps_ms is not None else frames / rate
+
+
+def _write_subtitles(out: av.container.OutputContainer, text: av.stream.Stream, seconds: float) -> None:
+    """One half-second line per whole second of the clip."""
+    for k in range(int(seconds)):
+        packet = av.Packet(f"minute {k}".encode())
+        packet.pts = packet.dts = k * 1000
+        packet.duration = 500
+        packet.time_base = Fraction(1, 1000)
+        packet.stream = text
+        out.mux(packet)
 
 
 def _tone(out: av.container.OutputContainer, stream: av.stream.Stream, seconds: float, rate: int) -> None:

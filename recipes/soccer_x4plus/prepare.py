@@ -30,6 +30,7 @@ This is project tooling, not product code: it reads ../shared, which the package
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 import tempfile
@@ -39,7 +40,6 @@ import cv2
 import numpy as np
 
 from soccersr.data.crops import CropConfig, crop_folder, lanczos_resize
-from soccersr.data.dataset import game_id
 from soccersr.data.frames import FrameConfig, extract_frames
 from soccersr.data.meta import relative_lines, write_meta_info
 from soccersr.degrade import degrade_image
@@ -53,6 +53,20 @@ VAL_GAMES = ("121364",)
 VAL_SEED = 1234
 # Multiscale copies of the training GT (v2): far players at half and a quarter of their size.
 MULTISCALE_FACTORS = (0.5, 0.25)
+_GAME_ID = re.compile(r"^([0-9a-f]{6})_\d+", re.IGNORECASE)
+
+
+def game_id(path: str | Path) -> str:
+    """The DFL game id of a frame or crop file name: ``4b770a_1_4.jpg`` (and ``4b770a_1_4T0_s001.png``) -> ``4b770a``.
+
+    Raises:
+        ValueError: the name does not start with a 6-hex-digit game id, an underscore and a clip number.
+    """
+    name = Path(path).name
+    match = _GAME_ID.match(name)
+    if match is None:
+        raise ValueError(f"{name}: not a DFL frame name (expected <6 hex game id>_<clip>_..., e.g. 4b770a_1_4.jpg)")
+    return match.group(1).lower()
 
 
 def collect(shared: Path, out: Path, max_train: int | None, clip_frames: int) -> None:

@@ -8,13 +8,18 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import logging
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from soccersr.commands.args import auto_or_int
 from soccersr.options import ENGINES, PRECISIONS
+
+logger = logging.getLogger(__name__)
 
 
 def _crop(text: str) -> tuple[int, int, int, int]:
@@ -78,15 +83,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from soccersr.errors import SoccersrError
     from soccersr.eval.runner import EvalConfig, run_eval
 
-    log = logging.getLogger("soccersr.eval")
     try:
         cfg = EvalConfig(
             models=tuple(args.models or ()),
@@ -114,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
                     bar.reset(total=total)
                 bar.n = index
                 bar.set_postfix_str(name)  # refreshes the bar
-                log.debug("[%d/%d] %s", index + 1, total, name)
+                logger.debug("[%d/%d] %s", index + 1, total, name)
 
             outcome = run_eval(cfg, on_image=on_image)
             bar.n = bar.total or 0
@@ -136,14 +138,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_fit_niqe(args: argparse.Namespace) -> int:
-    import hashlib
-    import logging
-
     from soccersr.eval.niqe import NiqeError, fit_niqe, save_niqe_model
     from soccersr.io.images import ImageReadError, read_image
     from soccersr.io.listing import list_images
 
-    log = logging.getLogger("soccersr.eval")
     folder: Path = args.folder
     if not folder.is_dir():
         print(f"soccersr eval fit-niqe: error: {folder}: not a folder", file=sys.stderr)
@@ -159,12 +157,12 @@ def run_fit_niqe(args: argparse.Namespace) -> int:
 
     def images() -> Iterator[tuple[str, Any]]:
         for i, path in enumerate(files):
-            log.info("[%d/%d] %s", i + 1, len(files), path.name)
+            logger.info("[%d/%d] %s", i + 1, len(files), path.name)
             try:
                 data = path.read_bytes()
                 rgb = read_image(path).rgb
             except (OSError, ImageReadError) as exc:
-                log.error("skipping %s", exc)
+                logger.error("skipping %s", exc)
                 failed.append(path.name)
                 continue
             digest.update(hashlib.sha256(data).digest())
@@ -176,8 +174,6 @@ def run_fit_niqe(args: argparse.Namespace) -> int:
     except NiqeError as exc:
         print(f"soccersr eval fit-niqe: error: {exc}", file=sys.stderr)
         return 2
-    from dataclasses import replace
-
     model = replace(model, info={**model.info, "images_sha256": digest.hexdigest(), "failed": failed})
     save_niqe_model(model, args.output)
     info = model.info

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append((spec.name, spec.arch, scale, f"{info.params:,}", cached, spec.license))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
     print()
     for info in infos:
         aliases = f" (also: {', '.join(info.spec.aliases)})" if info.spec.aliases else ""

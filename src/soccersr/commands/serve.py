@@ -9,6 +9,7 @@ errors (a missing extra, bad options, an unknown model).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -103,8 +104,6 @@ def _error(message: str) -> int:
 
 def _check_extra() -> None:
     """Raises MissingExtraError naming the first missing package of the serve extra."""
-    import importlib.util
-
     from soccersr.errors import MissingExtraError
 
     for module, package in _EXTRA_MODULES:

@@ -11,9 +11,14 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from soccersr.commands.args import auto_or_int
 from soccersr.options import DEFAULT_TILE_OVERLAP, ENGINES, PRECISIONS
+
+if TYPE_CHECKING:
+    from soccersr.infer.engine import TileEngine
+    from soccersr.video.job import VideoOptions
 
 logger = logging.getLogger(__name__)
 
@@ -136,91 +141,113 @@ def output_paths(inputs: list[Path], output: Path, scale: float) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
     from soccersr.errors import SoccersrError
-    from soccersr.infer.backends import open_upscaler
-    from soccersr.options import EngineOptions
     from soccersr.weights import WeightsError
-    from soccersr.weights.zoo import DEFAULT_MODEL
 
-    if len(args.inputs) > 1 and args.output.suffix.lower() in EXTENSIONS and not args.output.is_dir():
-        return _error(f"{args.output}: several inputs need an output folder, not a file")
-    if len(args.inputs) == 1 and args.output.suffix and not args.output.is_dir():
-        if args.output.suffix.lower() not in EXTENSIONS:
-            return _error(f"{args.output}: the output must end in {', '.join(EXTENSIONS)} (or be a folder)")
-    if len({source.stem for source in args.inputs}) < len(args.inputs) and len(args.inputs) > 1:
-        return _error("two inputs have the same name stem: their outputs would collide")
+    usage_error = _usage_error(args.inputs, args.output)
+    if usage_error is not None:
+        return _error(usage_error)
     try:
-        from soccersr.video.job import VideoOptions
-
-        options = VideoOptions(
-            outscale=args.outscale,
-            codec=args.codec,
-            crf=args.crf,
-            preset=args.preset,
-            pix_fmt=args.pix_fmt,
-            start=args.start,
-            duration=args.duration,
-            frames_per_call=args.frames_per_call,
-            segment_seconds=args.segment,
-            restart=args.overwrite,
-            progress=not args.no_progress,
-        )
-        engine_options = EngineOptions(
-            engine=args.engine, device=args.device, precision=args.precision, tile=args.tile,
-            tile_overlap=DEFAULT_TILE_OVERLAP,
-        )
-        upscaler = open_upscaler(args.model or DEFAULT_MODEL, engine_options)
+        options = _video_options(args)
+        upscaler = _open_engine(args)
     except (SoccersrError, WeightsError) as error:
         return _error(str(error))
     except (ValueError, RuntimeError) as error:
         return _error(str(error).strip().splitlines()[0])
 
-    import av
-
-    from soccersr.video.job import restore_video
-    from soccersr.video.source import one_line
-
     outputs = output_paths(args.inputs, args.output, args.outscale or upscaler.scale)
     logger.info("%d clip%s, model %s (x%g) on %s", len(outputs), "s" * (len(outputs) != 1), upscaler.name,
                 upscaler.scale, upscaler.device)
     failures = 0
-    for source, output in zip(args.inputs, outputs):
-        if output.exists():
-            if args.resume:
-                print(f"{output}: already there, skipped")
-                continue
-            if not args.overwrite:
-                print(f"soccersr video: error: {output}: exists (--overwrite replaces it, --resume skips it)",
-                      file=sys.stderr)
-                failures += 1
-                continue
-        if output.exists() and source.exists() and output.resolve() == source.resolve():
-            print(f"soccersr video: error: {output}: is the input itself", file=sys.stderr)
-            failures += 1
+    for source, output in zip(args.inputs, outputs, strict=True):
+        if output.exists() and args.resume:
+            print(f"{output}: already there, skipped")
             continue
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            with logging_redirect_tqdm():
-                result = restore_video(source, output, upscaler, options)
-        except KeyboardInterrupt:
-            print(f"interrupted: the same command continues {source} after its last finished segment", file=sys.stderr)
-            return 130
-        except SoccersrError as error:
+        error = _output_conflict(source, output, args.overwrite)
+        if error is None:
+            try:
+                error = _restore_one(source, output, upscaler, options)
+            except KeyboardInterrupt:
+                print(f"interrupted: the same command continues {source} after its last finished segment",
+                      file=sys.stderr)
+                return 130
+        if error is not None:
             print(f"soccersr video: error: {error}", file=sys.stderr)
             failures += 1
-            continue
-        except (OSError, av.error.FFmpegError) as error:  # a full disk, an encoder that fails
-            print(f"soccersr video: error: {source}: {one_line(error)}", file=sys.stderr)
-            failures += 1
-            continue
-        except RuntimeError as error:  # the engine failed (out of memory even at the smallest tile, ...)
-            print(f"soccersr video: error: {source}: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
-            failures += 1
-            continue
-        print(result.summary())
-        if result.truncation is not None:
-            print(f"soccersr video: error: {source}: {result.truncation}", file=sys.stderr)
-            failures += 1
     return 1 if failures else 0
+
+
+def _usage_error(inputs: list[Path], output: Path) -> str | None:
+    if len(inputs) > 1 and output.suffix.lower() in EXTENSIONS and not output.is_dir():
+        return f"{output}: several inputs need an output folder, not a file"
+    if len(inputs) == 1 and output.suffix and not output.is_dir() and output.suffix.lower() not in EXTENSIONS:
+        return f"{output}: the output must end in {', '.join(EXTENSIONS)} (or be a folder)"
+    if len({source.stem for source in inputs}) < len(inputs) and len(inputs) > 1:
+        return "two inputs have the same name stem: their outputs would collide"
+    return None
+
+
+def _video_options(args: argparse.Namespace) -> VideoOptions:
+    from soccersr.video.job import VideoOptions
+
+    return VideoOptions(
+        outscale=args.outscale,
+        codec=args.codec,
+        crf=args.crf,
+        preset=args.preset,
+        pix_fmt=args.pix_fmt,
+        start=args.start,
+        duration=args.duration,
+        frames_per_call=args.frames_per_call,
+        segment_seconds=args.segment,
+        restart=args.overwrite,
+        progress=not args.no_progress,
+    )
+
+
+def _open_engine(args: argparse.Namespace) -> TileEngine:
+    from soccersr.infer.backends import open_upscaler
+    from soccersr.options import EngineOptions
+    from soccersr.weights.zoo import DEFAULT_MODEL
+
+    engine_options = EngineOptions(
+        engine=args.engine, device=args.device, precision=args.precision, tile=args.tile,
+        tile_overlap=DEFAULT_TILE_OVERLAP,
+    )
+    return open_upscaler(args.model or DEFAULT_MODEL, engine_options)
+
+
+def _output_conflict(source: Path, output: Path, overwrite: bool) -> str | None:
+    """Why ``output`` may not be written (it exists without --overwrite, or it is the input), else None."""
+    if not output.exists():
+        return None
+    if not overwrite:
+        return f"{output}: exists (--overwrite replaces it, --resume skips it)"
+    if source.exists() and output.resolve() == source.resolve():
+        return f"{output}: is the input itself"
+    return None
+
+
+def _restore_one(source: Path, output: Path, upscaler: TileEngine, options: VideoOptions) -> str | None:
+    """Restore one clip and print its summary; the error line, or None when the whole clip was restored."""
+    import av
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from soccersr.errors import SoccersrError
+    from soccersr.video.job import restore_video
+    from soccersr.video.source import one_line
+
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with logging_redirect_tqdm():
+            result = restore_video(source, output, upscaler, options)
+    except SoccersrError as error:
+        return str(error)
+    except (OSError, av.error.FFmpegError) as error:  # a full disk, an encoder that fails
+        return f"{source}: {one_line(error)}"
+    except RuntimeError as error:  # the engine failed (out of memory even at the smallest tile, ...)
+        return f"{source}: {type(error).__name__}: {one_line(error)}"
+    print(result.summary())
+    if result.truncation is not None:
+        return f"{source}: {result.truncation}"
+    return None

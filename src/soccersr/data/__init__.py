@@ -1,7 +1,7 @@
 """Training data preparation: video -> frames -> crops -> meta_info, and the datasets that read them.
 
 The datasets import torch, so they are not re-exported here: use ``soccersr.data.dataset``
-(``HRImageDataset``, ``PairedImageDataset``, ``game_id``). This package's own imports stay light
+(``HRImageDataset``, ``PairedImageDataset``). This package's own imports stay light
 (numpy, OpenCV) because crop worker processes import it.
 """
 

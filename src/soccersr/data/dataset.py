@@ -16,11 +16,11 @@ persistent DataLoader workers.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from soccersr.data.meta import read_meta_info
@@ -32,24 +32,10 @@ log = logging.getLogger(__name__)
 
 _MAX_LISTED = 20  # file names listed in one error or warning; the rest are counted
 _MAX_REPLACEMENTS = 20  # replacement images tried for one bad image before giving up
-_GAME_ID = re.compile(r"^([0-9a-f]{6})_\d+", re.IGNORECASE)
 
 
 class DatasetError(SoccersrError, ValueError):
     """Bad training or validation data; the message names the files and the reason."""
-
-
-def game_id(path: str | Path) -> str:
-    """The DFL game id of a frame or crop file name: ``4b770a_1_4.jpg`` (and ``4b770a_1_4T0_s001.png``) -> ``4b770a``.
-
-    Raises:
-        ValueError: the name does not start with a 6-hex-digit game id, an underscore and a clip number.
-    """
-    name = Path(path).name
-    match = _GAME_ID.match(name)
-    if match is None:
-        raise ValueError(f"{name}: not a DFL frame name (expected <6 hex game id>_<clip>_..., e.g. 4b770a_1_4.jpg)")
-    return match.group(1).lower()
 
 
 def _names(paths: list[str]) -> str:
@@ -282,8 +268,6 @@ class PairedImageDataset(Dataset):
 
 def _image_size(path: Path) -> tuple[int, int]:
     """``(width, height)`` from the file header, without decoding the pixels."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as image:
             return image.size

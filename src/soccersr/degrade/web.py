@@ -16,6 +16,8 @@ from pathlib import PurePath
 import cv2
 import numpy as np
 
+from soccersr import degrade  # the package, looked up per call (tests replace degrade_image)
+
 WEB_BLUR_SIGMA = (0.6, 1.4)
 WEB_JPEG_QUALITY = (55, 85)
 DEGRADATIONS = ("training", "web")
@@ -74,7 +76,5 @@ def synthesize_lq(hr: np.ndarray, *, kind: str, scale: int, seed: int) -> np.nda
     if kind == "web":
         return web_degrade_image(hr, scale=scale, seed=seed)
     if kind == "training":
-        from soccersr import degrade
-
         return degrade.degrade_image(hr, scale=scale, seed=seed)
     raise ValueError(f"unknown degradation {kind!r}: expected one of {', '.join(DEGRADATIONS)}")

@@ -11,14 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from soccersr import __version__
-from soccersr.degrade.web import image_seed
+from soccersr.degrade import DegradationConfig
+from soccersr.degrade.web import WEB_BLUR_SIGMA, WEB_JPEG_QUALITY, image_seed, synthesize_lq
 from soccersr.errors import UsageError
 from soccersr.eval.boxes import PixelBox, clip_box, person_boxes, read_boxes
 from soccersr.eval.report import write_text
@@ -120,8 +121,6 @@ class LqCache:
 
     def get(self, name: str, hr: np.ndarray, hr_sha256: str, seed: int) -> np.ndarray:
         """The LQ of ``hr`` (already mod-cropped) for ``seed``: from the cache, or synthesised and cached."""
-        from soccersr.degrade.web import synthesize_lq
-
         key = {
             "seed": seed,
             "hr_sha256": hr_sha256,
@@ -147,11 +146,6 @@ class LqCache:
 
 def _degradation_digest(scale: int, kind: str = "training") -> str:
     """A short hash of the degradation and its default settings (a changed default invalidates the cache)."""
-    from dataclasses import asdict
-
-    from soccersr.degrade import DegradationConfig
-    from soccersr.degrade.web import WEB_BLUR_SIGMA, WEB_JPEG_QUALITY
-
     if kind == "web":
         settings: dict[str, Any] = {"kind": kind, "scale": scale, "blur_sigma": WEB_BLUR_SIGMA,
                                     "jpeg_quality": WEB_JPEG_QUALITY, "resize": "bicubic"}

@@ -122,14 +122,6 @@ def _resize_taps(in_len: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
     return src, weights
 
 
-def _resize_matrix(in_len: int, scale: float) -> np.ndarray:
-    """The same resize as a dense (out, in) matrix (for inspection and tests)."""
-    src, weights = _resize_taps(in_len, scale)
-    mat = np.zeros((src.shape[0], in_len))
-    np.add.at(mat, (np.repeat(np.arange(src.shape[0]), src.shape[1]), src.ravel()), weights.ravel())
-    return mat
-
-
 def _resize_rows(img: np.ndarray, scale: float) -> np.ndarray:
     src, weights = _resize_taps(img.shape[0], scale)
     out = np.zeros((src.shape[0],) + img.shape[1:])

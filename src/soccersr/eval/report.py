@@ -172,7 +172,7 @@ def terminal_table(summaries: Sequence[MetricSummary], models: Sequence[str]) ->
             row.append(cell + ("*" if s.winner == model and len(models) > 1 else ""))
         rows.append(row)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     if len(models) > 1:
         lines.append("")

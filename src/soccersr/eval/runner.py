@@ -27,9 +27,11 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
 from soccersr import __version__
-from soccersr.degrade.web import DEGRADATIONS
+from soccersr.degrade import DegradationConfig
+from soccersr.degrade.web import DEGRADATIONS, WEB_BLUR_SIGMA, WEB_JPEG_QUALITY
 from soccersr.eval import report
 from soccersr.eval.boxes import BoxFileError, PixelBox, clip_box, region_scores
 from soccersr.eval.inputs import EvalError, ImageInputs, ImageJob, LqCache, find_jobs, load_inputs
@@ -43,9 +45,14 @@ from soccersr.eval.sheets import (
     make_sheet,
     nearest_enlarge,
 )
+from soccersr.infer.devices import resolve_precision
+from soccersr.infer.engine import Upscaler
 from soccersr.io.hashing import file_sha256
-from soccersr.io.images import DecodedImage, write_image
+from soccersr.io.images import DecodedImage, ImageReadError, write_image
 from soccersr.metrics import psnr, ssim
+from soccersr.weights import load_model
+from soccersr.weights.builtin import BUILTIN_DIR, cache_file
+from soccersr.weights.zoo import find_spec
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +155,6 @@ def model_labels(specs: Sequence[str]) -> list[str]:
 def weights_file(spec: str) -> Path | None:
     """The file a model's weights were read from: the given file, the packaged safetensors of a
     built-in model, or its converted cache file (None when there is none, e.g. a cache that could not be written)."""
-    from soccersr.weights.builtin import BUILTIN_DIR, cache_file
-    from soccersr.weights.zoo import find_spec
-
     if Path(spec).is_file():
         return Path(spec)
     found = find_spec(spec)
@@ -162,12 +166,8 @@ def weights_file(spec: str) -> Path | None:
 
 
 def _load_contenders(cfg: EvalConfig) -> tuple[list[_Contender], int]:
-    from soccersr.infer.devices import resolve_precision
-    from soccersr.infer.engine import Upscaler
-    from soccersr.weights import load_model
-
     contenders = []
-    for spec, label in zip(cfg.models, model_labels(cfg.models)):
+    for spec, label in zip(cfg.models, model_labels(cfg.models), strict=True):
         model = load_model(spec)
         upscaler = Upscaler(model, engine=cfg.engine, device=cfg.device, precision=cfg.precision, tile=cfg.tile)
         info: dict[str, Any] = {
@@ -197,8 +197,6 @@ def _load_contenders(cfg: EvalConfig) -> tuple[list[_Contender], int]:
 
 
 def _upscale_timed(contender: _Contender, lq: np.ndarray) -> tuple[np.ndarray, float]:
-    import torch
-
     batch = torch.from_numpy(np.ascontiguousarray(lq.transpose(2, 0, 1))[None].astype(np.float32, copy=False))
     if not contender.warmed:
         # The first call pays for allocations and kernel selection; keep it out of the timings.
@@ -261,8 +259,6 @@ def run_eval(cfg: EvalConfig, *, on_image: Callable[[int, int, str], None] | Non
     Unreadable images are skipped and listed in ``EvalOutcome.failed``; setup errors raise
     EvalError (or the loaders' own WeightsError / NiqeError / ImageReadError).
     """
-    from soccersr.io.images import ImageReadError
-
     jobs = find_jobs(cfg.hr_dir, cfg.lq_dir, cfg.boxes_dir)
     niqe_model = load_niqe_model(cfg.niqe_params) if cfg.niqe_params else None
     # Describe the inputs now: the report must name the params file as it was when used.
@@ -488,8 +484,6 @@ def _write_reports(
 
 
 def _versions() -> dict[str, str]:
-    import torch
-
     return {
         "soccersr": __version__,
         "python": sys.version.split()[0],
@@ -517,9 +511,6 @@ def _config_json(cfg: EvalConfig, scale: int) -> dict[str, Any]:
 
 
 def _degradation_json(kind: str) -> dict[str, Any]:
-    from soccersr.degrade import DegradationConfig
-    from soccersr.degrade.web import WEB_BLUR_SIGMA, WEB_JPEG_QUALITY
-
     if kind == "web":
         config: dict[str, Any] = {"blur": f"Gaussian, sigma uniform in {list(WEB_BLUR_SIGMA)}",
                                   "resize": "bicubic (OpenCV INTER_CUBIC) x1/scale",

@@ -122,7 +122,7 @@ def _text_block(width: int, lines: Sequence[tuple[str, float, int, tuple[int, in
         heights.append(h + base + 8)
     strip = np.full((sum(heights) + 6, width, 3), _BG, np.uint8)
     y = 4
-    for (text, scale, thick, colour), h in zip(lines, heights):
+    for (text, scale, thick, colour), h in zip(lines, heights, strict=True):
         # Shorten text that does not fit rather than letting it run into the next column.
         # (Hershey fonts are ASCII only, hence '~' for the ellipsis.)
         while len(text) > 2 and cv2.getTextSize(text, _FONT, scale, thick)[0][0] > width - 8:
@@ -188,13 +188,13 @@ def make_sheet(
     frame_scale = min(1.0, max_frame_width / width)
     frame_w, frame_h = max(1, round(width * frame_scale)), max(1, round(height * frame_scale))
     zooms = [max(1, crop_width // max(c.width, c.height)) for c in crops]
-    col_w = max([frame_w] + [c.width * z + 4 for c, z in zip(crops, zooms)])  # +4: the coloured outline
+    col_w = max([frame_w] + [c.width * z + 4 for c, z in zip(crops, zooms, strict=True)])  # +4: the coloured outline
 
     headers, frames = [], []
     for col in columns:
         lines = [(col.label, 0.6, 2, _FG)]
         best = col.best or (False,) * len(col.lines)
-        lines += [(text, 0.5, 1, _GOOD if is_best else _DIM) for text, is_best in zip(col.lines, best)]
+        lines += [(text, 0.5, 1, _GOOD if is_best else _DIM) for text, is_best in zip(col.lines, best, strict=True)]
         headers.append(_text_block(col_w, lines))
         frame = _to_u8(col.image)
         if frame_scale < 1:
@@ -210,7 +210,7 @@ def make_sheet(
     max_header = max(h.shape[0] for h in headers)
     headers = [_pad_to(h, max_header, col_w, top=True) for h in headers]
     rows = [_hstack(headers), _hstack(frames)]
-    for i, (c, z) in enumerate(zip(crops, zooms)):
+    for i, (c, z) in enumerate(zip(crops, zooms, strict=True)):
         colour = _CROP_COLOURS[i % len(_CROP_COLOURS)]
         tiles = []
         for col in columns:
@@ -222,7 +222,7 @@ def make_sheet(
             tiles.append(tile)
         rows.append(_hstack(tiles))
     caption = f"{title}   crops: " + (
-        ", ".join(f"{i + 1}: x{c.x0} y{c.y0} {c.width}x{c.height} (x{z})" for i, (c, z) in enumerate(zip(crops, zooms)))
+        ", ".join(f"{i + 1}: x{c.x0} y{c.y0} {c.width}x{c.height} (x{z})" for i, (c, z) in enumerate(zip(crops, zooms, strict=True)))
         or "none"
     )
     body = _vstack(rows)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import save
 
 from soccersr import __version__
 from soccersr.export import ExportError, write_atomic
@@ -64,8 +65,6 @@ def export_safetensors(model: SRModel, path: str | Path, *, fp16: bool = False) 
     Raises:
         ExportError: a tensor is not finite or does not fit in float16 (nothing is written then).
     """
-    from safetensors.torch import save
-
     path = Path(path)
     dtype = torch.float16 if fp16 else torch.float32
     tensors: dict[str, torch.Tensor] = {}

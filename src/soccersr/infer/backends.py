@@ -19,12 +19,17 @@ from pathlib import Path
 
 import torch
 
+from soccersr import weights
 from soccersr.infer.devices import resolve_device, resolve_precision
 from soccersr.infer.engine import TileEngine, TileRunner, Upscaler
+from soccersr.infer.onnx_backend import load_onnx_upscaler
+from soccersr.infer.openvino_runner import OpenVinoRunner, import_openvino, openvino_available
+from soccersr.infer.torch_runner import TorchRunner
 from soccersr.options import ENGINES, EngineOptions
 from soccersr.weights.model import SRModel
 
 logger = logging.getLogger(__name__)
+_DEFAULT_OPTIONS = EngineOptions()  # frozen: one shared default is safe
 
 
 def resolve_engine(engine: str, device: torch.device) -> str:
@@ -41,8 +46,6 @@ def resolve_engine(engine: str, device: torch.device) -> str:
     if engine == "auto":
         if device.type != "cpu":
             return "torch"
-        from soccersr.infer.openvino_runner import openvino_available
-
         if openvino_available():
             return "openvino"
         _log_openvino_missing()
@@ -50,8 +53,6 @@ def resolve_engine(engine: str, device: torch.device) -> str:
     if engine == "openvino":
         if device.type != "cpu":
             raise ValueError(f"engine 'openvino' runs on the CPU, not {device}: use --engine torch (or auto) on CUDA")
-        from soccersr.infer.openvino_runner import import_openvino
-
         import_openvino()  # MissingExtraError, one line, when it is not installed
     return engine
 
@@ -74,12 +75,8 @@ def create_runner(
     backend = resolve_engine(engine, resolved)
     chosen = resolve_precision(precision, resolved)
     if backend == "torch":
-        from soccersr.infer.torch_runner import TorchRunner
-
         runner: TileRunner = TorchRunner(model, device=resolved, precision=chosen)
     elif backend == "openvino":
-        from soccersr.infer.openvino_runner import OpenVinoRunner
-
         runner = OpenVinoRunner(model, precision=chosen)
     else:
         raise ValueError(
@@ -90,7 +87,7 @@ def create_runner(
     return runner
 
 
-def open_upscaler(model: str | Path | SRModel, options: EngineOptions = EngineOptions()) -> TileEngine:
+def open_upscaler(model: str | Path | SRModel, options: EngineOptions = _DEFAULT_OPTIONS) -> TileEngine:
     """The tiled engine for a built-in model name, a weights file, an exported ``.onnx`` file or a
     loaded ``SRModel``, run as ``options`` say.
 
@@ -103,11 +100,7 @@ def open_upscaler(model: str | Path | SRModel, options: EngineOptions = EngineOp
     if not isinstance(model, SRModel) and str(model).lower().endswith(".onnx"):
         if options.engine not in ("auto", "onnxruntime"):
             raise ValueError(f"{model}: an .onnx file runs with --engine onnxruntime, not {options.engine!r}")
-        from soccersr.infer.onnx_backend import load_onnx_upscaler
-
         return load_onnx_upscaler(model, device=options.device, precision=options.precision, **tiling)
     if not isinstance(model, SRModel):
-        from soccersr.weights import load_model
-
-        model = load_model(model)
+        model = weights.load_model(model)
     return Upscaler(model, engine=options.engine, device=options.device, precision=options.precision, **tiling)

@@ -26,10 +26,7 @@ logger = logging.getLogger(__name__)
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """'auto' (CUDA if available, else CPU), 'cpu', 'cuda' or 'cuda:N' -> a usable torch.device."""
-    if isinstance(device, torch.device):
-        name = str(device)
-    else:
-        name = device.strip().lower()
+    name = str(device) if isinstance(device, torch.device) else device.strip().lower()
     if name == "auto":
         return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
     try:

@@ -326,7 +326,7 @@ class Upscaler(TileEngine):
         tile_overlap: int = DEFAULT_OVERLAP,
         batch_size: int | str = "auto",
     ) -> None:
-        from soccersr.infer.backends import create_runner
+        from soccersr.infer.backends import create_runner  # here: backends imports this module
 
         runner = create_runner(model, engine=engine, device=device, precision=precision)
         super().__init__(runner, model, tile=tile, tile_overlap=tile_overlap, batch_size=batch_size)

@@ -104,15 +104,14 @@ class OnnxModelInfo:
     @classmethod
     def from_metadata(cls, props: Mapping[str, str], *, origin: str) -> OnnxModelInfo:
         """Parse ``metadata_props``; ``origin`` (the file name) goes into error messages."""
-        if "soccersr_metadata_version" not in props:
-            raise OnnxModelError(
-                f"{origin}: no soccersr metadata (scale, size multiple); export the model with `soccersr export --format onnx`"
-            )
-        if props["soccersr_metadata_version"] != METADATA_VERSION:
-            raise OnnxModelError(
-                f"{origin}: soccersr metadata version {props['soccersr_metadata_version']!r} is not supported "
-                f"(expected {METADATA_VERSION!r})"
-            )
+        _check_metadata_version(props, origin)
+        info = cls._parse(props, origin)
+        info._validate(origin)
+        return info
+
+    @classmethod
+    def _parse(cls, props: Mapping[str, str], origin: str) -> OnnxModelInfo:
+        """The fields as written, converted to their types (not yet checked)."""
 
         def get(key: str) -> str:
             try:
@@ -121,11 +120,10 @@ class OnnxModelInfo:
                 raise OnnxModelError(f"{origin}: metadata key {key!r} is missing") from None
 
         try:
-            arch_kwargs = json.loads(get("architecture_kwargs"))
-            info = cls(
+            return cls(
                 name=get("name"),
                 arch=get("architecture"),
-                arch_kwargs=arch_kwargs,
+                arch_kwargs=json.loads(get("architecture_kwargs")),
                 net_scale=int(get("net_scale")),
                 scale=float(get("scale")),
                 size_multiple=int(get("size_multiple")),
@@ -133,28 +131,41 @@ class OnnxModelInfo:
                 source=props.get("source_model", ""),
                 soccersr_version=props.get("soccersr_version", ""),
             )
-        except OnnxModelError:
+        except OnnxModelError:  # a missing key (it is a ValueError too): already its own message
             raise
         except (ValueError, TypeError) as exc:
             raise OnnxModelError(f"{origin}: unreadable metadata value ({exc})") from None
-        if not isinstance(arch_kwargs, dict):
+
+    def _validate(self, origin: str) -> None:
+        if not isinstance(self.arch_kwargs, dict):
             raise OnnxModelError(f"{origin}: metadata key 'architecture_kwargs' is not a JSON object")
-        if info.net_scale < 1 or info.size_multiple < 1:
+        if self.net_scale < 1 or self.size_multiple < 1:
             raise OnnxModelError(
-                f"{origin}: bad metadata (net_scale={info.net_scale}, scale={info.scale}, size_multiple={info.size_multiple})"
+                f"{origin}: bad metadata (net_scale={self.net_scale}, scale={self.scale}, size_multiple={self.size_multiple})"
             )
         # As for weights files: the network, then at most a fixed downscale, never below x1.
-        if not 1 <= info.scale <= info.net_scale:
+        if not 1 <= self.scale <= self.net_scale:
             raise OnnxModelError(
-                f"{origin}: metadata scale {info.scale:g} does not fit a x{info.net_scale} network "
-                f"(expected 1 to {info.net_scale})"
+                f"{origin}: metadata scale {self.scale:g} does not fit a x{self.net_scale} network "
+                f"(expected 1 to {self.net_scale})"
             )
         names = [spec.name for spec in GENERATORS]
-        if info.arch not in names:  # its memory estimate sizes the tiles
-            raise OnnxModelError(f"{origin}: metadata architecture {info.arch!r} is not one of {names}")
-        if info.precision not in ("fp32", "fp16"):
-            raise OnnxModelError(f"{origin}: metadata key 'precision' is {info.precision!r}, expected 'fp32' or 'fp16'")
-        return info
+        if self.arch not in names:  # its memory estimate sizes the tiles
+            raise OnnxModelError(f"{origin}: metadata architecture {self.arch!r} is not one of {names}")
+        if self.precision not in ("fp32", "fp16"):
+            raise OnnxModelError(f"{origin}: metadata key 'precision' is {self.precision!r}, expected 'fp32' or 'fp16'")
+
+
+def _check_metadata_version(props: Mapping[str, str], origin: str) -> None:
+    if "soccersr_metadata_version" not in props:
+        raise OnnxModelError(
+            f"{origin}: no soccersr metadata (scale, size multiple); export the model with `soccersr export --format onnx`"
+        )
+    if props["soccersr_metadata_version"] != METADATA_VERSION:
+        raise OnnxModelError(
+            f"{origin}: soccersr metadata version {props['soccersr_metadata_version']!r} is not supported "
+            f"(expected {METADATA_VERSION!r})"
+        )
 
 
 def _providers(device: str) -> list[str | tuple[str, dict[str, str]]]:

@@ -33,6 +33,7 @@ pool (an infer request serves one call at a time).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -53,6 +54,7 @@ from soccersr.errors import MissingExtraError
 from soccersr.infer.devices import Precision, activation_bytes_per_pixel, auto_batch_size, auto_tile_side
 from soccersr.infer.tiling import Size
 from soccersr.io.atomic import atomic_write_bytes
+from soccersr.weights.builtin import default_cache_dir
 from soccersr.weights.model import SRModel
 
 logger = logging.getLogger(__name__)
@@ -79,6 +81,19 @@ def import_openvino() -> Any:
     return openvino
 
 
+@functools.cache
+def shared_core() -> Any:
+    """The process's one ``openvino.Core``, kept until exit.
+
+    Why one, and never freed: on a CPU with AMX the CPU plugin gives the thread that compiles a
+    bigger signal stack (``sigaltstack``) and puts the previous one back when its Core is freed.
+    Cores freed in the order they were made leave that thread's signal stack pointing at unmapped
+    (or reused) memory, and the next signal with a handler (Ctrl-C, a child's SIGCHLD) kills the
+    process with SIGSEGV or scribbles over live memory.
+    """
+    return import_openvino().Core()
+
+
 def openvino_available() -> bool:
     """True when ``openvino`` imports (``engine="auto"`` then picks it on the CPU)."""
     try:
@@ -99,8 +114,6 @@ def default_threads() -> int:
 
 def cache_folder(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where compiled models are cached: ``<soccersr cache>/openvino``."""
-    from soccersr.weights.builtin import default_cache_dir
-
     return Path(cache_dir if cache_dir is not None else default_cache_dir()) / CACHE_SUBDIR
 
 
@@ -296,12 +309,12 @@ class OpenVinoRunner:
     ) -> None:
         if precision not in _OV_PRECISION:
             raise ValueError(f"precision {precision!r} is not supported by the OpenVINO CPU engine: use fp32 or bf16")
-        openvino = import_openvino()
+        import_openvino()  # a missing extra is a MissingExtraError even once a Core exists
         self.device = torch.device("cpu")
         self._model = model
         self._threads = threads if threads is not None else default_threads()
         self._folder = cache_folder(cache_dir) if use_cache else None
-        self._core = openvino.Core()
+        self._core = shared_core()
         compiled = load_compiled(self._core, model, precision, self._threads, self._folder)
         self.precision: Precision = compiled_precision(compiled)
         if self.precision != precision:

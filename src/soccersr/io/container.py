@@ -114,16 +114,7 @@ def _jpeg_segments(data: bytes) -> tuple[list[tuple[int, int, int]], int]:
     segments = []
     pos = 2
     while True:
-        if pos >= len(data):
-            raise ContainerError("truncated JPEG (ends inside the header)")
-        if data[pos] != 0xFF:
-            raise ContainerError(f"corrupt JPEG (no marker at byte {pos})")
-        while pos < len(data) and data[pos] == 0xFF:  # fill bytes
-            pos += 1
-        if pos >= len(data):
-            raise ContainerError("truncated JPEG (ends inside the header)")
-        marker = data[pos]
-        pos += 1
+        marker, pos = _jpeg_marker(data, pos)
         if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
             continue
         if marker == 0xD9:
@@ -138,6 +129,19 @@ def _jpeg_segments(data: bytes) -> tuple[list[tuple[int, int, int]], int]:
             return segments, pos - 2
         segments.append((marker, pos + 2, end))
         pos = end
+
+
+def _jpeg_marker(data: bytes, pos: int) -> tuple[int, int]:
+    """The marker code at ``pos`` (after its FF and any FF fill bytes), and the offset just past it."""
+    if pos >= len(data):
+        raise ContainerError("truncated JPEG (ends inside the header)")
+    if data[pos] != 0xFF:
+        raise ContainerError(f"corrupt JPEG (no marker at byte {pos})")
+    while pos < len(data) and data[pos] == 0xFF:  # fill bytes
+        pos += 1
+    if pos >= len(data):
+        raise ContainerError("truncated JPEG (ends inside the header)")
+    return data[pos], pos + 1
 
 
 def _inspect_jpeg(data: bytes) -> ContainerInfo:

@@ -187,107 +187,105 @@ def _field(form: Any, key: str) -> str | None:
     return value
 
 
-def build_router(config: ServeConfig, store: JobStore, worker: Worker, engines: Engines) -> APIRouter:
-    """The ``/api`` routes of one server."""
+def _queue_full() -> HTTPException:
+    return HTTPException(429, "the queue is full; try again shortly", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
-    def require_token(request: Request) -> None:
-        if config.token is not None and not token_matches(request.headers.get("authorization"), config.token):
+
+class _Routes:
+    """The handlers of one server's ``/api`` routes, sharing its config, job store, worker and engines."""
+
+    def __init__(self, config: ServeConfig, store: JobStore, worker: Worker, engines: Engines) -> None:
+        self.config = config
+        self.store = store
+        self.worker = worker
+        self.engines = engines
+
+    def require_token(self, request: Request) -> None:
+        """The dependency of every route: the bearer token, when the server has one."""
+        if self.config.token is not None and not token_matches(request.headers.get("authorization"), self.config.token):
             raise HTTPException(
                 401,
                 "this server needs its token: send the header 'Authorization: Bearer <token>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], responses=_errors(401))
-
-    def find_job(job_id: str) -> Job:
-        job = store.get(job_id) if is_job_id(job_id) else None
+    def find_job(self, job_id: str) -> Job:
+        job = self.store.get(job_id) if is_job_id(job_id) else None
         if job is None:
             raise HTTPException(404, "no such job (finished jobs are deleted after a while)")
         return job
 
-    @router.post(
-        "/jobs",
-        status_code=202,
-        response_model=JobCreated,
-        responses=_errors(400, 413, 415, 422, 429),
-        openapi_extra=_UPLOAD_SCHEMA,
-        summary="Upload photos to upscale",
-    )
-    async def create_job(request: Request) -> JSONResponse:
+    async def create_job(self, request: Request) -> JSONResponse:
         """Queue one job for the uploaded photos; follow it with GET /api/jobs/{id}."""
-        if worker.full():
-            raise HTTPException(
-                429, "the queue is full; try again shortly", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
-            )
+        if self.worker.full():
+            raise _queue_full()
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise HTTPException(400, "send the photos as multipart/form-data, in fields named 'file'")
+        limit = self.config.max_upload_bytes
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > config.max_upload_bytes:
-            raise HTTPException(413, _too_big(config.max_upload_bytes))
-        limited = Request(request.scope, _limited(request.receive, config.max_upload_bytes))
+        if length.isdigit() and int(length) > limit:
+            raise HTTPException(413, _too_big(limit))
+        limited = Request(request.scope, _limited(request.receive, limit))
         try:
-            form = await limited.form(max_files=config.max_files, max_fields=16)
+            form = await limited.form(max_files=self.config.max_files, max_fields=16)
         except ClientDisconnect:
             raise HTTPException(400, "the upload was interrupted") from None
         try:
-            return await _create(form)
+            return await self._create(form)
         finally:
             await form.close()
 
-    async def _create(form: Any) -> JSONResponse:
+    async def _create(self, form: Any) -> JSONResponse:
         files = form.getlist("file")
         if not files:
             raise HTTPException(400, "no photo: send one or more files in fields named 'file'")
         if not all(isinstance(f, UploadFile) for f in files):
             raise HTTPException(400, "'file' fields must be files, not text")
-        model = _field(form, "model") or engines.default
-        choice = engines.find(model)
-        if choice is None:
-            names = ", ".join(c.name for c in engines.choices)
-            raise HTTPException(400, f"unknown model {model!r}: choose one of {names}")
+        model = self._model_choice(_field(form, "model") or self.engines.default)
         outscale = _parse_outscale(_field(form, "outscale"))
         try:
             fmt = normalize_format(_field(form, "format") or "auto")
         except ValueError as error:
             raise HTTPException(400, str(error)) from None
-        uploads = []
-        for upload in files:
-            name = safe_name(upload.filename)
-            data = await upload.read()
-            try:
-                info = await run_in_threadpool(check_image, name, data, max_pixels=config.max_pixels)
-            except UploadRejected as rejected:
-                raise HTTPException(rejected.status, rejected.message) from None
-            uploads.append(Upload(name=name, data=data, format=info.format, width=info.width, height=info.height))
-        job = await run_in_threadpool(store.create, uploads, model=choice.name, outscale=outscale, format=fmt)
-        if not worker.submit(job.id):  # filled up while this upload was read
-            await run_in_threadpool(store.remove, job.id)
-            raise HTTPException(
-                429, "the queue is full; try again shortly", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
-            )
+        uploads = [await self._checked_upload(upload) for upload in files]
+        job = await run_in_threadpool(self.store.create, uploads, model=model, outscale=outscale, format=fmt)
+        if not self.worker.submit(job.id):  # filled up while this upload was read
+            await run_in_threadpool(self.store.remove, job.id)
+            raise _queue_full()
         return JSONResponse({"id": job.id}, status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
 
-    @router.get("/jobs/{job_id}", response_model=JobView, responses=_errors(404), summary="A job's status")
-    def get_job(job_id: str) -> JobView:
-        """Status, progress (0..1) and one entry per file; a failed file carries its error line."""
-        return _view(find_job(job_id))
+    def _model_choice(self, model: str) -> str:
+        choice = self.engines.find(model)
+        if choice is None:
+            names = ", ".join(c.name for c in self.engines.choices)
+            raise HTTPException(400, f"unknown model {model!r}: choose one of {names}")
+        return choice.name
 
-    @router.get("/jobs/{job_id}/result", responses=_errors(404, 409), summary="A job's result")
+    async def _checked_upload(self, upload: UploadFile) -> Upload:
+        name = safe_name(upload.filename)
+        data = await upload.read()
+        try:
+            info = await run_in_threadpool(check_image, name, data, max_pixels=self.config.max_pixels)
+        except UploadRejected as rejected:
+            raise HTTPException(rejected.status, rejected.message) from None
+        return Upload(name=name, data=data, format=info.format, width=info.width, height=info.height)
+
+    def get_job(self, job_id: str) -> JobView:
+        """Status, progress (0..1) and one entry per file; a failed file carries its error line."""
+        return _view(self.find_job(job_id))
+
     def get_result(
+        self,
         job_id: str,
         file: Annotated[int | None, Query(ge=0, description="index of one file of the job")] = None,
     ) -> FileResponse:
         """The upscaled image of a one-file job, or a zip of every result of a several-file job;
         ``?file=N`` gives the image of file N."""
-        job = find_job(job_id)
+        job = self.find_job(job_id)
         if job.status not in FINISHED and file is None:
             raise HTTPException(409, f"the job is {job.status}; its result is ready when its status is done")
         if file is None and len(job.files) > 1:
-            if not any(f.status == "done" for f in job.files):
-                raise HTTPException(409, f"no result: {job.error}")
-            path = store.results_zip(job)
-            return FileResponse(path, media_type="application/zip", filename=f"soccersr-{job.id[:8]}.zip")
+            return self._results_zip(job)
         index = 0 if file is None else file
         if index >= len(job.files):
             raise HTTPException(404, f"the job has {len(job.files)} file(s); there is no file {index}")
@@ -295,19 +293,51 @@ def build_router(config: ServeConfig, store: JobStore, worker: Worker, engines: 
         if entry.status != "done" or entry.output_name is None:
             reason = entry.error if entry.status == "failed" else f"it is {entry.status}"
             raise HTTPException(409, f"{entry.name}: no result ({reason})")
-        path = store.output_path(job.id, index, entry.output_name)
+        path = self.store.output_path(job.id, index, entry.output_name)
         return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix), filename=entry.output_name)
 
-    @router.get("/models", response_model=ModelsView, summary="Models, formats and limits")
-    def get_models() -> ModelsView:
+    def _results_zip(self, job: Job) -> FileResponse:
+        if not any(f.status == "done" for f in job.files):
+            raise HTTPException(409, f"no result: {job.error}")
+        path = self.store.results_zip(job)
+        return FileResponse(path, media_type="application/zip", filename=f"soccersr-{job.id[:8]}.zip")
+
+    def get_models(self) -> ModelsView:
+        engines = self.engines
         models = [ModelView(name=c.name, scale=engines.scale_of(c.name), description=c.description) for c in engines.choices]
         return ModelsView(
             default=engines.default,
             models=models,
             formats=list(OUTPUT_FORMATS),
-            max_upload_bytes=config.max_upload_bytes,
-            max_pixels=config.max_pixels,
-            max_files=config.max_files,
+            max_upload_bytes=self.config.max_upload_bytes,
+            max_pixels=self.config.max_pixels,
+            max_files=self.config.max_files,
         )
 
+
+def build_router(config: ServeConfig, store: JobStore, worker: Worker, engines: Engines) -> APIRouter:
+    """The ``/api`` routes of one server."""
+    routes = _Routes(config, store, worker, engines)
+    router = APIRouter(prefix="/api", dependencies=[Depends(routes.require_token)], responses=_errors(401))
+    router.add_api_route(
+        "/jobs",
+        routes.create_job,
+        methods=["POST"],
+        status_code=202,
+        response_model=JobCreated,
+        responses=_errors(400, 413, 415, 422, 429),
+        openapi_extra=_UPLOAD_SCHEMA,
+        summary="Upload photos to upscale",
+    )
+    router.add_api_route(
+        "/jobs/{job_id}", routes.get_job, methods=["GET"], response_model=JobView, responses=_errors(404),
+        summary="A job's status",
+    )
+    router.add_api_route(
+        "/jobs/{job_id}/result", routes.get_result, methods=["GET"], responses=_errors(404, 409),
+        summary="A job's result",
+    )
+    router.add_api_route(
+        "/models", routes.get_models, methods=["GET"], response_model=ModelsView, summary="Models, formats and limits"
+    )
     return router

@@ -68,56 +68,19 @@ def create_app(
     worker = Worker(store, engines, config)
     swagger_dir = _swagger_dir()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        count = store.load()
-        store.cleanup(config.keep_seconds)
-        logger.info("%d job%s on disk in %s", count, "s" * (count != 1), config.jobs_dir)
-        worker.start()
-        yield
-        worker.stop()
-        store.fail_unfinished()
-
     app = FastAPI(
         title="soccersr",
         version=__version__,
         description=_DESCRIPTION,
         docs_url=None,  # served below with local assets
         redoc_url=None,  # ReDoc has no offline bundle here
-        lifespan=lifespan,
+        lifespan=_lifespan(config, store, worker),
     )
     app.state.store, app.state.worker, app.state.engines = store, worker, engines
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=error.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-        first = error.errors()[0] if error.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("query", "path", "body"))
-        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, error: Exception) -> JSONResponse:
-        logger.exception("%s %s failed", request.method, request.url.path)
-        return JSONResponse({"error": "internal server error (see the server log)"}, status_code=500)
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        host = request.headers.get("host")
-        if not host_allowed(host, local_only=config.local_only):
-            return JSONResponse({"error": f"this server answers only on a local address, not {host!r}"}, 421)
-        is_api = request.url.path.startswith("/api/")
-        if is_api and not same_origin(request.headers.get("origin"), host):
-            return JSONResponse({"error": "cross-site requests are not allowed"}, status_code=403)
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        if is_api:
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _internal_error)
+    app.middleware("http")(_guard(config.local_only))
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -138,3 +101,56 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/docs-assets", StaticFiles(directory=swagger_dir), name="docs-assets")
     return app
+
+
+def _lifespan(config: ServeConfig, store: JobStore, worker: Worker):
+    """Load the jobs on disk and start the worker with the application; stop it after."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        count = store.load()
+        store.cleanup(config.keep_seconds)
+        logger.info("%d job%s on disk in %s", count, "s" * (count != 1), config.jobs_dir)
+        worker.start()
+        yield
+        worker.stop()
+        store.fail_unfinished()
+
+    return lifespan
+
+
+async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
+    return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=error.headers)
+
+
+async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    first = error.errors()[0] if error.errors() else {}
+    where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("query", "path", "body"))
+    return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
+
+
+async def _internal_error(request: Request, error: Exception) -> JSONResponse:
+    logger.exception("%s %s failed", request.method, request.url.path)
+    return JSONResponse({"error": "internal server error (see the server log)"}, status_code=500)
+
+
+def _guard(local_only: bool):
+    """The middleware of every request: local hosts only (unless told otherwise), no cross-site API
+    calls, and the security headers on every response."""
+
+    async def guard(request: Request, call_next):
+        host = request.headers.get("host")
+        if not host_allowed(host, local_only=local_only):
+            return JSONResponse({"error": f"this server answers only on a local address, not {host!r}"}, 421)
+        is_api = request.url.path.startswith("/api/")
+        if is_api and not same_origin(request.headers.get("origin"), host):
+            return JSONResponse({"error": "cross-site requests are not allowed"}, status_code=403)
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if is_api:
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return guard

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from soccersr.infer.backends import open_upscaler
 from soccersr.infer.engine import TileEngine
 from soccersr.options import EngineOptions
 from soccersr.weights import zoo
@@ -55,8 +56,6 @@ class Engines:
         self.choices, self.default = model_choices(default_model)
         self.options = options
         if open_engine is None:
-            from soccersr.infer.backends import open_upscaler
-
             open_engine = open_upscaler
         self._open = open_engine
         self._engines: dict[str, TileEngine] = {}

@@ -21,6 +21,9 @@ from soccersr.train.config import (
 )
 from soccersr.train.losses import PerceptualLoss
 from soccersr.train.vgg import build_vgg
+from soccersr.weights import WeightsError, load_model, load_state_dict_file
+from soccersr.weights.load import MissingParamKey
+from soccersr.weights.zoo import find_spec
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +43,6 @@ def read_pretrained(source: str, *, param_key: str, key_path: str) -> dict[str, 
 
     Raises ConfigError naming ``key_path`` (e.g. path.pretrain_network_g) and the reason.
     """
-    from soccersr.weights import WeightsError, load_model, load_state_dict_file
-    from soccersr.weights.load import MissingParamKey
-    from soccersr.weights.zoo import find_spec
-
     try:
         if find_spec(source) is not None:
             return load_model(source).net.state_dict()

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save
 from torch import nn
 
 from soccersr.errors import SoccersrError
@@ -204,8 +205,6 @@ def export_generator(experiment_dir: Path, iteration: int, g: StateDict, g_ema: 
         return g_path
     bundle = {"params": g} if g_ema is None else {"params": g, "params_ema": g_ema}
     _write(g_path, _torch_save(bundle))
-    from safetensors.torch import save
-
     header = {"format": "pt", "iteration": str(iteration), "params": best_key}
     if network is not None:
         arch, kwargs = network

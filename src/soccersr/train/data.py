@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from soccersr.data.dataset import HRImageDataset
 from soccersr.errors import SoccersrError
 from soccersr.train.config import TrainDataConfig
 
@@ -110,8 +111,6 @@ def build_batch_stream(cfg: TrainDataConfig, *, rank: int, world_size: int, seed
 
     Raises DatasetError (the meta_info file or its images) or TooFewImages.
     """
-    from soccersr.data.dataset import HRImageDataset
-
     dataset = HRImageDataset(Path(cfg.meta_info), Path(cfg.dataroot_gt), crop_pad_size=cfg.crop_pad_size,
                              use_hflip=cfg.use_hflip, use_rot=cfg.use_rot, on_bad_image=cfg.on_bad_image, seed=seed)
     need = world_size * cfg.batch_size_per_gpu

@@ -17,7 +17,10 @@ from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
+from soccersr.data.dataset import PairedImageDataset
 from soccersr.errors import SoccersrError
 from soccersr.io.atomic import atomic_write_bytes
 from soccersr.train import checkpoint as ckpt
@@ -36,6 +39,8 @@ from soccersr.train.distributed import (
 from soccersr.train.logs import LOSS_COLUMNS_ESRGAN, LOSS_COLUMNS_ESRNET, TrainLogger
 from soccersr.train.state import StateMismatch, TrainState, build_networks, build_train_state
 from soccersr.train.step import Networks, StepOptions, train_step
+from soccersr.train.validate import validate
+from soccersr.weights.model import size_multiple_for
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +108,6 @@ def _run(cfg: TrainingConfig, ctx: DistContext, *, resume: str | Path | None, au
 
 def _loop(cfg: TrainingConfig, ctx: DistContext, state: TrainState, nets: Networks, opts: StepOptions,
           val_set: Any, logger: TrainLogger | None, *, last_state: Path | None) -> TrainResult:
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
     t, start = cfg.train, state.iteration
     stop_at = t.total_iter
     deadline = None if t.time_limit_min is None else time.monotonic() + 60 * t.time_limit_min
@@ -211,8 +213,6 @@ def _wrap(state: TrainState, perceptual: Any, *, compile_: bool, ctx: DistContex
 def _open_val_set(cfg: TrainingConfig, ctx: DistContext) -> Any:
     if not ctx.is_main or cfg.datasets.val is None:
         return None
-    from soccersr.data.dataset import PairedImageDataset
-
     val = cfg.datasets.val
     return PairedImageDataset(Path(val.dataroot_lq), Path(val.dataroot_gt), scale=cfg.scale)
 
@@ -296,9 +296,6 @@ def _validate(cfg: TrainingConfig, ctx: DistContext, state: TrainState, val_set:
               logger: TrainLogger | None) -> None:
     """Rank 0 measures the EMA generator (G without one) on the validation pairs; the others wait."""
     if ctx.is_main and val_set is not None and logger is not None:
-        from soccersr.train.validate import validate
-        from soccersr.weights.model import size_multiple_for
-
         image_dir = cfg.experiment_dir / "visualization" if cfg.val is not None and cfg.val.save_img else None
         net = state.g_ema if state.g_ema is not None else state.g
         metrics = validate(net, val_set, device=ctx.device, scale=cfg.scale, iteration=state.iteration,

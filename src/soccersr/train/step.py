@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from soccersr import hardware
 from soccersr.degrade import DegradationConfig, TrainingPairPool, degrade, paired_random_crop, sample_params, usm_sharp
 from soccersr.train.config import TrainingConfig
 from soccersr.train.ema import ema_update_
@@ -85,9 +86,7 @@ def auto_precision(device: torch.device) -> str:
 
     Elsewhere the CPU emulates bf16 and it is slower than fp32.
     """
-    from soccersr.hardware import native_bf16
-
-    if device.type == "cuda" or (device.type == "cpu" and native_bf16()):
+    if device.type == "cuda" or (device.type == "cpu" and hardware.native_bf16()):
         return "bf16"
     return "fp32"
 

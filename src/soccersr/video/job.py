@@ -22,6 +22,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
 from soccersr.errors import UsageError
 from soccersr.infer.pipeline import SupportsUpscale, output_size, resize
@@ -219,8 +221,6 @@ def _encode(
     done: int,
 ) -> list[Segment]:
     """Restore and encode the reader's frames into new segments of the work folder."""
-    from tqdm import tqdm
-
     segment_frames = max(1, round(options.segment_seconds * float(plan.spec.rate)))
     batch = options.frames_per_call
     if batch == "auto":
@@ -315,8 +315,6 @@ def _batches(frames: Iterable[SourceFrame], size: int) -> Iterator[list[SourceFr
 
 def _restore(reader: FrameReader, engine: SupportsUpscale, plan: _Plan, batch: int, bar) -> Iterator[tuple]:
     """(encoder-ready frame, pts, duration) of every frame, restored, ``batch`` per engine call."""
-    import torch
-
     peak = 65535.0 if plan.high_bit else 255.0
     dtype = np.uint16 if plan.high_bit else np.uint8
     color: Color = plan.info.color
@@ -327,7 +325,7 @@ def _restore(reader: FrameReader, engine: SupportsUpscale, plan: _Plan, batch: i
         images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(peak)
         with torch.inference_mode():
             restored = engine.upscale(images).permute(0, 2, 3, 1).numpy()
-        for item, rgb in zip(group, restored):
+        for item, rgb in zip(group, restored, strict=True):
             if plan.resize:
                 rgb = resize(np.ascontiguousarray(rgb), plan.target)
             rgb = rgb[:height, :width]

@@ -18,6 +18,7 @@ Packets from the two sources are merged by time, so memory holds about one segme
 from __future__ import annotations
 
 import heapq
+import io
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -68,8 +69,6 @@ class Timeline:
 
 def copyable(container: str, stream: av.stream.Stream) -> bool:
     """Whether ``stream``'s packets can go into a ``container`` file as they are."""
-    import io
-
     import av
 
     name = stream.codec_context.name if stream.codec_context is not None else ""
@@ -235,7 +234,7 @@ def packet_times(segments: Sequence[Segment]) -> Iterator[list[tuple[int, int, i
         if tail is None:
             tail = [display[0] - lead + (j * lead) // depth for j in range(depth)]
         decode_times = tail + display  # dts of packet j is decode_times[j]
-        gap = {pts: nxt - pts for pts, nxt in zip(display, display[1:] + [segment.end_pts])}
+        gap = {pts: nxt - pts for pts, nxt in zip(display, display[1:] + [segment.end_pts], strict=True)}
         times = [(pts, decode_times[j], gap[pts]) for j, pts in enumerate(segment.pts)]
         if number == len(segments) - 1:
             pts, dts, _ = times[-1]
@@ -262,7 +261,7 @@ def _video_packets(
     import av
 
     offset = round(shift / time_base)
-    for segment, times in zip(segments, packet_times(segments)):
+    for segment, times in zip(segments, packet_times(segments), strict=True):
         with av.open(str(segment.path)) as part:
             stream = part.streams.video[0]
             if stream.codec_context.extradata != extradata:
@@ -270,7 +269,7 @@ def _video_packets(
             packets = [packet for packet in part.demux(stream) if packet.size]
         if len(packets) != segment.frames:
             raise VideoError(f"{segment.path}: {len(packets)} packets where its record lists {segment.frames}")
-        for packet, (pts, dts, duration) in zip(packets, times):
+        for packet, (pts, dts, duration) in zip(packets, times, strict=True):
             packet.stream = out_stream
             packet.time_base = time_base
             packet.pts, packet.dts, packet.duration = pts - offset, dts - offset, duration

@@ -11,6 +11,7 @@ count from the video stream's first timestamp, as ``ffmpeg -ss`` does.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -121,10 +122,8 @@ class VideoReader:
                 self._note(exc, packet.pts)
                 continue
             yield from frames
-        try:  # after a read error: the frames the decoder still holds
+        with contextlib.suppress(av.error.FFmpegError):  # after a read error: the frames the decoder still holds
             yield from self.stream.codec_context.decode(None)
-        except av.error.FFmpegError:
-            pass
 
     def _note(self, exc: Exception, pts: int | None) -> None:
         if self.error is None:

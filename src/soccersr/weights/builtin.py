@@ -158,7 +158,7 @@ def _read_cache(path: Path, expected_meta: Mapping[str, str]) -> dict[str, torch
             for key, want in expected_meta.items():
                 if meta.get(key) != want:
                     raise _StaleCache(f"header {key} is {meta.get(key)!r}, expected {want!r}")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a mapping
     except _StaleCache:
         raise
     except Exception as e:  # any parse failure just means "rebuild"; safetensors raises several types

@@ -118,33 +118,40 @@ def _parse_layer(path: Path, number: int, text: str) -> NcnnLayer:
     outputs = tuple(fields[4 + n_in : 4 + n_in + n_out])
     params: dict[int, ParamValue] = {}
     for item in fields[4 + n_in + n_out :]:
-        key_text, sep, value_text = item.partition("=")
         try:
-            key = int(key_text)
-            if not sep:
-                raise ValueError
-            if key <= _ARRAY_KEY_BASE:
-                key = _ARRAY_KEY_BASE - key
-                count_text, *values = value_text.split(",")
-                if int(count_text) != len(values):
-                    raise ValueError
-                value: ParamValue = tuple(_number(v) for v in values)
-            else:
-                value = _number(value_text)
+            key, value = _parse_param(item)
         except ValueError:
             raise WeightsError(f"{where}: layer {name}: malformed param {item!r}") from None
         if key in params:
             raise WeightsError(f"{where}: layer {name}: param {key} given twice")
         params[key] = value
+    _check_known_params(layer_type, params, f"{where}: layer {name}")
+    return NcnnLayer(layer_type, name, inputs, outputs, params, number)
+
+
+def _parse_param(item: str) -> tuple[int, ParamValue]:
+    """``key=value``, or an array ``-233NN=count,v1,v2,...`` as (NN, (v1, v2, ...)); ValueError if malformed."""
+    key_text, sep, value_text = item.partition("=")
+    key = int(key_text)
+    if not sep:
+        raise ValueError
+    if key > _ARRAY_KEY_BASE:
+        return key, _number(value_text)
+    count_text, *values = value_text.split(",")
+    if int(count_text) != len(values):
+        raise ValueError
+    return _ARRAY_KEY_BASE - key, tuple(_number(v) for v in values)
+
+
+def _check_known_params(layer_type: str, params: Mapping[int, ParamValue], where: str) -> None:
     if layer_type not in _KNOWN_PARAMS:
-        raise WeightsError(f"{where}: layer {name}: unsupported layer type {layer_type!r}")
+        raise WeightsError(f"{where}: unsupported layer type {layer_type!r}")
     unknown = sorted(set(params) - _KNOWN_PARAMS[layer_type])
     if unknown:
         raise WeightsError(
-            f"{where}: layer {name}: unexpected {layer_type} param {unknown[0]}={params[unknown[0]]} "
+            f"{where}: unexpected {layer_type} param {unknown[0]}={params[unknown[0]]} "
             f"(understood: {sorted(_KNOWN_PARAMS[layer_type])})"
         )
-    return NcnnLayer(layer_type, name, inputs, outputs, params, number)
 
 
 def _number(text: str) -> int | float:
@@ -287,12 +294,7 @@ def convert_ncnn(
     """
     layers = parse_param(param_path)
     expected = _expected_for(arch, arch_kwargs)
-    with torch.device("meta"):  # shapes only, no memory
-        shapes = {k: tuple(v.shape) for k, v in build_network(arch, arch_kwargs).state_dict().items()}
-    covered = {f"{w.key}.{s}" for w in expected.layers for s in (("weight", "bias") if w.kind == "conv" else ("weight",))}
-    if covered != set(shapes):  # our own graph description must cover the module exactly
-        raise RuntimeError(f"ncnn converter graph for {arch} disagrees with the module: {sorted(covered ^ set(shapes))[:3]}")
-
+    shapes = _module_shapes(arch, arch_kwargs, expected)
     g = expected.graph
     reader = _BinReader(bin_path)
     state: dict[str, torch.Tensor] = {}
@@ -302,14 +304,7 @@ def convert_ncnn(
 
     for layer in layers:
         where = f"{param_path}:{layer.line}: layer {layer.name}"
-        inputs = []
-        for blob in layer.inputs:
-            if blob not in value_of:
-                raise WeightsError(f"{where}: reads blob {blob!r} before any layer writes it")
-            if blob in consumed:
-                raise WeightsError(f"{where}: blob {blob!r} is read twice (ncnn needs a Split)")
-            consumed.add(blob)
-            inputs.append(value_of[blob])
+        inputs = _read_blobs(layer, value_of, consumed, where)
         if layer.type in ("Convolution", "PReLU"):  # the layers that own weights, in .bin order
             _need_blobs(layer, 1, 1, where)
             spec = next(weighted, None)
@@ -318,15 +313,51 @@ def convert_ncnn(
             outputs = [_convert_weighted(layer, spec, inputs[0], reader, shapes, state, g, where)]
         else:
             outputs = _weightless_nodes(layer, inputs, g, where)
-        for blob, node in zip(layer.outputs, outputs):
-            if blob in value_of:
-                raise WeightsError(f"{where}: blob {blob!r} is written twice")
-            value_of[blob] = node
+        _write_blobs(layer, outputs, value_of, where)
 
     missing = next(weighted, None)
     if missing is not None:
         raise WeightsError(f"{param_path}: ends before layer {missing.key} of {arch}: not the expected network")
     reader.finish()
+    post_resize = _check_output(param_path, arch, expected, value_of, consumed)
+    return NcnnWeights(state_dict=state, post_resize=post_resize)
+
+
+def _module_shapes(arch: str, arch_kwargs: Mapping[str, int | str], expected: _Expected) -> dict[str, tuple[int, ...]]:
+    """The state_dict shapes of ``arch(**arch_kwargs)``, checked against our graph description of it."""
+    with torch.device("meta"):  # shapes only, no memory
+        shapes = {k: tuple(v.shape) for k, v in build_network(arch, arch_kwargs).state_dict().items()}
+    covered = {f"{w.key}.{s}" for w in expected.layers for s in (("weight", "bias") if w.kind == "conv" else ("weight",))}
+    if covered != set(shapes):  # our own graph description must cover the module exactly
+        raise RuntimeError(f"ncnn converter graph for {arch} disagrees with the module: {sorted(covered ^ set(shapes))[:3]}")
+    return shapes
+
+
+def _read_blobs(layer: NcnnLayer, value_of: Mapping[str, int], consumed: set[str], where: str) -> list[int]:
+    """The nodes of the layer's input blobs, each of which must be written before and read once."""
+    inputs = []
+    for blob in layer.inputs:
+        if blob not in value_of:
+            raise WeightsError(f"{where}: reads blob {blob!r} before any layer writes it")
+        if blob in consumed:
+            raise WeightsError(f"{where}: blob {blob!r} is read twice (ncnn needs a Split)")
+        consumed.add(blob)
+        inputs.append(value_of[blob])
+    return inputs
+
+
+def _write_blobs(layer: NcnnLayer, outputs: list[int], value_of: dict[str, int], where: str) -> None:
+    for blob, node in zip(layer.outputs, outputs, strict=True):
+        if blob in value_of:
+            raise WeightsError(f"{where}: blob {blob!r} is written twice")
+        value_of[blob] = node
+
+
+def _check_output(
+    param_path: Path, arch: str, expected: _Expected, value_of: Mapping[str, int], consumed: set[str]
+) -> float | None:
+    """Check the one unread blob is the module's output; the factor of a final bicubic resize, or None."""
+    g = expected.graph
     dangling = [b for b in value_of if b not in consumed]
     if len(dangling) != 1:
         raise WeightsError(f"{param_path}: expected one output blob, found {len(dangling)}: {dangling[:5]}")
@@ -337,7 +368,7 @@ def convert_ncnn(
         post_resize, out = float(last[2]), int(last[3])  # type: ignore[arg-type]
     if out != expected.output:
         raise WeightsError(f"{param_path}: the graph's output is not {arch}'s output (data flow differs)")
-    return NcnnWeights(state_dict=state, post_resize=post_resize)
+    return post_resize
 
 
 def _need_blobs(layer: NcnnLayer, n_in: int, n_out: int, where: str) -> None:
@@ -418,6 +449,18 @@ def _convert_weighted(
         return g.node("prelu", spec.key, x)
 
     out_ch, in_ch, kh, kw = weight_shape
+    _check_conv_geometry(p, weight_shape, where)
+    act = _fused_activation(p, where)
+    if act != spec.act:
+        raise WeightsError(f"{where}: activation {act}, the module has {spec.act}")
+    state[f"{spec.key}.weight"] = _tensor(reader.tagged(out_ch * in_ch * kh * kw, where), weight_shape, where)
+    state[f"{spec.key}.bias"] = _tensor(reader.raw_fp32(out_ch, where), (out_ch,), where)
+    return g.node("conv", spec.key, act, x)
+
+
+def _check_conv_geometry(p: Mapping[int, ParamValue], weight_shape: tuple[int, ...], where: str) -> None:
+    """Kernel, dilation, stride, 'same' padding, a bias, and the weight count of the module's conv."""
+    out_ch, in_ch, kh, kw = weight_shape
     for key, want, meaning in ((1, kh, "kernel"), (2, 1, "dilation"), (3, 1, "stride"), (4, kh // 2, "pad"), (5, 1, "bias_term")):
         got = p.get(key, {2: 1, 3: 1}.get(key))
         if got != want:
@@ -427,18 +470,16 @@ def _convert_weighted(
         raise WeightsError(
             f"{where}: weights {p.get(0)} x {size} values, expected shape {weight_shape} ({out_ch * in_ch * kh * kw} values)"
         )
+
+
+def _fused_activation(p: Mapping[int, ParamValue], where: str) -> _Act:
+    """The activation fused into a Convolution: none, or a leaky ReLU with one slope."""
     act_type, slope = p.get(9, 0), p.get(10)
     if act_type == 0 and slope is None:
-        act: _Act = None
-    elif act_type == 2 and isinstance(slope, tuple) and len(slope) == 1:
-        act = ("leakyrelu", float(slope[0]))
-    else:
-        raise WeightsError(f"{where}: unsupported fused activation 9={act_type} 10={slope}")
-    if act != spec.act:
-        raise WeightsError(f"{where}: activation {act}, the module has {spec.act}")
-    state[f"{spec.key}.weight"] = _tensor(reader.tagged(out_ch * in_ch * kh * kw, where), weight_shape, where)
-    state[f"{spec.key}.bias"] = _tensor(reader.raw_fp32(out_ch, where), (out_ch,), where)
-    return g.node("conv", spec.key, act, x)
+        return None
+    if act_type == 2 and isinstance(slope, tuple) and len(slope) == 1:
+        return ("leakyrelu", float(slope[0]))
+    raise WeightsError(f"{where}: unsupported fused activation 9={act_type} 10={slope}")
 
 
 def _tensor(values: np.ndarray, shape: tuple[int, ...], where: str) -> torch.Tensor:
