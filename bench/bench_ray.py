@@ -43,8 +43,8 @@ import cv2
 import ray
 import torch
 
-from soccersr.hardware import cpu_name
 from soccersr.cluster.ray_job import ClusterOptions, run_on_ray
+from soccersr.hardware import cpu_name
 from soccersr.infer.backends import open_upscaler
 from soccersr.infer.batch import BatchOptions, discover, run_batch
 from soccersr.options import EngineOptions
