@@ -16,8 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from soccersr.commands.args import auto_or_int
-from soccersr.options import ENGINES, PRECISIONS
+from soccersr.commands.args import add_engine_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--report", "-o", type=Path, default=Path("eval-report"), metavar="OUT",
                         help="report folder (default ./eval-report)")
     parser.add_argument("--niqe-params", type=Path, metavar="FILE", help="NIQE params (.npz from fit-niqe); none: no NIQE")
-    parser.add_argument("--engine", default="auto", choices=ENGINES, help="inference backend, as for upscale (default auto)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help="inference precision (default auto: fp16 on CUDA; bf16 on a CPU with native bf16, else fp32)")
-    parser.add_argument("--tile", type=auto_or_int(0), default="auto", help="tile size in input pixels, 0 for none, or auto")
+    add_engine_arguments(parser)
     parser.add_argument("--crops", type=_crop, nargs="+", default=[], metavar="X,Y,W,H",
                         help="sheet crops on the output grid (default: players from --boxes, else the most detailed regions)")
     parser.add_argument("--no-sheets", dest="sheets", action="store_false", help="skip the comparison sheets and index.html")

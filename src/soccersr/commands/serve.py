@@ -14,9 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-from soccersr.commands.args import auto_or_int
+from soccersr.commands.args import add_engine_arguments, engine_options
 from soccersr.commands.upscale import _pixel_count
-from soccersr.options import DEFAULT_MAX_PIXELS, ENGINES, PRECISIONS
+from soccersr.options import DEFAULT_MAX_PIXELS
 
 TOKEN_ENV = "SOCCERSR_SERVE_TOKEN"
 _EXTRA_MODULES = (
@@ -88,12 +88,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=defaults.DEFAULT_QUEUE_SIZE,
         help=f"jobs that may wait; more get HTTP 429 (default {defaults.DEFAULT_QUEUE_SIZE})",
     )
-    parser.add_argument("--engine", default="auto", choices=ENGINES, help="inference backend (default auto)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="compute precision (default auto)")
-    parser.add_argument(
-        "--tile", type=auto_or_int(0), default="auto", help="tile size in input pixels, 0 for none, or auto (default)"
-    )
+    add_engine_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -137,7 +132,6 @@ def _serve(args: argparse.Namespace, *, token: str | None, local: bool) -> int:
     import uvicorn
 
     from soccersr.errors import SoccersrError
-    from soccersr.options import EngineOptions
     from soccersr.serve.app import create_app
     from soccersr.serve.config import ServeConfig
     from soccersr.serve.engines import Engines
@@ -145,11 +139,10 @@ def _serve(args: argparse.Namespace, *, token: str | None, local: bool) -> int:
     from soccersr.weights.zoo import DEFAULT_MODEL
 
     try:
-        engine_options = EngineOptions(engine=args.engine, device=args.device, precision=args.precision, tile=args.tile)
         config = ServeConfig(
             jobs_dir=args.jobs_dir or default_cache_dir() / "serve-jobs",
             model=args.model or DEFAULT_MODEL,
-            engine=engine_options,
+            engine=engine_options(args),
             token=token,
             local_only=local,
             max_upload_bytes=int(args.max_upload_mb * 2**20),
@@ -157,7 +150,7 @@ def _serve(args: argparse.Namespace, *, token: str | None, local: bool) -> int:
             queue_size=args.max_queue,
             keep_seconds=args.keep_hours * 3600,
         )
-        engines = Engines(config.model, engine_options)
+        engines = Engines(config.model, config.engine)
         engine = engines.get(engines.default)  # a bad --model or device stops us here, not at the first job
         app = create_app(config, engines=engines)
     except SoccersrError as error:

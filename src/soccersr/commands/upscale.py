@@ -17,14 +17,12 @@ import logging
 import sys
 from pathlib import Path
 
-from soccersr.commands.args import auto_or_int
+from soccersr.commands.args import add_engine_arguments, auto_or_int, engine_options
 from soccersr.errors import UsageError
 from soccersr.options import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_TILE_OVERLAP,
-    ENGINES,
     OUTPUT_FORMATS,
-    PRECISIONS,
     EngineOptions,
     normalize_format,
 )
@@ -115,29 +113,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="final scale (default: the model's); other values resize the model output with Lanczos",
     )
-    parser.add_argument(
-        "--tile", type=auto_or_int(0), default="auto", help="tile size in input pixels, 0 for none, or auto (default)"
-    )
+    add_engine_arguments(parser)
     parser.add_argument(
         "--tile-overlap",
         type=_int_in(0, 1 << 16),
         default=None,
         help="overlap between tiles in input pixels (default: the engine's)",
-    )
-    parser.add_argument(
-        "--engine",
-        default="auto",
-        choices=ENGINES,
-        help="inference backend; auto (default): onnxruntime for a .onnx --model (from `soccersr export`), "
-        "else openvino on the CPU (torch where openvino is not installed) and torch on CUDA",
-    )
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument(
-        "--precision",
-        default="auto",
-        choices=PRECISIONS,
-        help="compute precision (default auto: fp16 on CUDA; on the CPU bf16 where it is native (AMX, AVX512_BF16), "
-        "else fp32)",
     )
     parser.add_argument(
         "--alpha",
@@ -249,16 +230,10 @@ def run(args: argparse.Namespace) -> int:
 
     model_arg = args.model or DEFAULT_MODEL
     try:
-        engine_options = EngineOptions(
-            engine=args.engine,
-            device=args.device,
-            precision=args.precision,
-            tile=args.tile,
-            tile_overlap=DEFAULT_TILE_OVERLAP if args.tile_overlap is None else args.tile_overlap,
-            batch_size=args.batch_size,
-        )
+        overlap = DEFAULT_TILE_OVERLAP if args.tile_overlap is None else args.tile_overlap
+        model_options = engine_options(args, tile_overlap=overlap, batch_size=args.batch_size)
         # On a cluster the driver loads the model only to check it and learn its scale: on its CPU.
-        upscaler = open_upscaler(model_arg, engine_options if cluster is None else EngineOptions(engine=args.engine))
+        upscaler = open_upscaler(model_arg, model_options if cluster is None else EngineOptions(engine=args.engine))
     except (WeightsError, SoccersrError) as error:  # SoccersrError: e.g. --engine openvino without openvino
         return _error(str(error))
     except (ValueError, RuntimeError) as error:  # OnnxModelError is a ValueError
@@ -299,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
                 from soccersr.cluster.ray_job import run_on_ray
 
                 del upscaler  # the workers build their own
-                summary = run_on_ray(jobs, model_arg, engine_options, options, cluster, failures=failures)
+                summary = run_on_ray(jobs, model_arg, model_options, options, cluster, failures=failures)
     except BatchInterrupted as stop:
         print(stop.summary.line())
         return 130

@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from soccersr.commands.args import auto_or_int
-from soccersr.options import DEFAULT_TILE_OVERLAP, ENGINES, PRECISIONS
+from soccersr.commands.args import add_engine_arguments, auto_or_int, engine_options
 
 if TYPE_CHECKING:
     from soccersr.infer.engine import TileEngine
@@ -71,12 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "-s", "--outscale", type=_positive_float, default=None, help="final scale (default: the model's; Lanczos)"
     )
-    parser.add_argument("--engine", default="auto", choices=ENGINES, help="inference backend (default auto)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="compute precision (default auto)")
-    parser.add_argument(
-        "--tile", type=auto_or_int(0), default="auto", help="tile size in input pixels, 0 for none, or auto (default)"
-    )
+    add_engine_arguments(parser)
     parser.add_argument(
         "--frames-per-call",
         type=auto_or_int(1),
@@ -207,14 +201,9 @@ def _video_options(args: argparse.Namespace) -> VideoOptions:
 
 def _open_engine(args: argparse.Namespace) -> TileEngine:
     from soccersr.infer.backends import open_upscaler
-    from soccersr.options import EngineOptions
     from soccersr.weights.zoo import DEFAULT_MODEL
 
-    engine_options = EngineOptions(
-        engine=args.engine, device=args.device, precision=args.precision, tile=args.tile,
-        tile_overlap=DEFAULT_TILE_OVERLAP,
-    )
-    return open_upscaler(args.model or DEFAULT_MODEL, engine_options)
+    return open_upscaler(args.model or DEFAULT_MODEL, engine_options(args))
 
 
 def _output_conflict(source: Path, output: Path, overwrite: bool) -> str | None:
