@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from script_modules import load_script
 from soccersr.cli import main
 from soccersr.data.frames import FrameConfig, blank_reason, extract_frames, frame_name
 
@@ -143,11 +143,7 @@ def test_real_clip_every_matches_shared_crops(
 
 
 def _soccertrack_crops_table() -> dict[str, tuple[str, tuple[int, int]]]:
-    script = Path(__file__).parent / "data" / "make_soccertrack_crops.py"
-    spec = importlib.util.spec_from_file_location("make_soccertrack_crops", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(Path("tests/data/make_soccertrack_crops.py"))
     assert (module.BOX, module.SIZE, module.FRAME) == (384, 192, 30)
     return module.CROPS
 

@@ -3,7 +3,6 @@ damaged part or a network other than the one the zoo row declares never lands in
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -12,18 +11,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from script_modules import load_script
 from soccersr.archs import RRDBNet
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = dict(num_in_ch=3, num_out_ch=3, scale=4, num_feat=8, num_block=1, num_grow_ch=4)
 
 
 @pytest.fixture(scope="module")
 def finish():
-    spec = importlib.util.spec_from_file_location("finish", REPO / "recipes" / "soccer_x4plus" / "finish.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(Path("recipes/soccer_x4plus/finish.py"))
 
 
 def _checkpoint(path: Path, **overrides: int) -> dict[str, torch.Tensor]:
