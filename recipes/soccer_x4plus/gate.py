@@ -7,26 +7,55 @@ On the held-out games, under both degradations (training and web), against x4plu
     python recipes/soccer_x4plus/gate.py REPORT_TRAINING/report.json REPORT_WEB/report.json \
         --candidate v2 --stock x4plus --previous soccer-x4plus
 
-Prints one line per check and exits 0 when every check passes, 1 otherwise. ``--json`` writes the table.
+Reports of the same degradation may split the models (e.g. the baselines evaluated earlier, the
+candidate later): with the same HR, seed and degradation their LQ are identical, and their per-image
+scores are merged by image (the images must be the same). Prints one line per check and exits 0 when
+every check passes, 1 otherwise. ``--json`` writes the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 FIDELITY = (("psnr", 0.3), ("ssim", 0.02), ("psnr_players", 0.3), ("ssim_players", 0.02))
 
 
-def means(report: dict) -> dict[str, dict[str, float]]:
-    """{metric: {model label: mean over the images every model has}}."""
-    return {s["metric"]: s["means"] for s in report["summary"]}
+METRICS = ("psnr", "ssim", "psnr_players", "ssim_players", "niqe")
 
 
-def checks(report: dict, candidate: str, stock: str, previous: str | None) -> list[dict]:
-    m = means(report)
+def per_image(reports: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """{metric: {model: {image: value}}} over reports of one degradation; their LQ must be the same."""
+    out: dict[str, dict[str, dict[str, float]]] = {m: {} for m in METRICS}
+    seeds: dict[str, int] = {}
+    for report in reports:
+        for record in report["images"]:
+            if seeds.setdefault(record["image"], record["lq_seed"]) != record["lq_seed"]:
+                raise SystemExit(f"{record['image']}: the reports used different LQ seeds")
+            for model, res in record["results"].items():
+                for metric in METRICS:
+                    if res.get(metric) is not None:
+                        out[metric].setdefault(model, {})[record["image"]] = float(res[metric])
+    return out
+
+
+def means(reports: list[dict]) -> dict[str, dict[str, float]]:
+    """{metric: {model: mean over the images every model has a value for}} (as the eval summary)."""
+    result: dict[str, dict[str, float]] = {}
+    for metric, models in per_image(reports).items():
+        if not models:
+            continue
+        common = set.intersection(*(set(v) for v in models.values()))
+        images = [im for im in common if all(math.isfinite(models[m][im]) for m in models)]
+        result[metric] = {m: sum(v[im] for im in images) / len(images) for m, v in models.items()}
+    return result
+
+
+def checks(reports: list[dict], candidate: str, stock: str, previous: str | None) -> list[dict]:
+    m = means(reports)
     out = []
     for metric, margin in FIDELITY:
         diff = m[metric][candidate] - m[metric][stock]
@@ -49,10 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     table, passed = [], True
+    by_kind: dict[str, list[dict]] = {}
     for path in args.reports:
         report = json.loads(path.read_text())
-        kind = (report.get("degradation") or {}).get("kind", "training")
-        for row in checks(report, args.candidate, args.stock, args.previous):
+        by_kind.setdefault((report.get("degradation") or {}).get("kind", "training"), []).append(report)
+    for kind, reports in by_kind.items():
+        for row in checks(reports, args.candidate, args.stock, args.previous):
             row["degradation"] = kind
             table.append(row)
             passed &= row["pass"]
