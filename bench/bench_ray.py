@@ -159,7 +159,7 @@ def main() -> None:
                 for ray_config, local_config in pairs
                 if ray_config in by_config and local_config in by_config
             }
-            for (workers, _), row in zip(pools, rows[-len(pools):]):
+            for (workers, _), row in zip(pools, rows[-len(pools) :], strict=True):
                 # W workers finish W files per worker time: the steady state is worker time / W.
                 overhead[f"{row['config'].split(' ', 1)[1]} - its workers"] = round(
                     row["seconds_per_file"] - row["worker_seconds_per_file"] / workers, 4

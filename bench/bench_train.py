@@ -44,8 +44,15 @@ from soccersr.train.losses import PerceptualLoss
 from soccersr.train.step import Networks, StepOptions, synthesize_batch, train_step
 from soccersr.train.vgg import VGG16_LAYER_WEIGHTS, VGGFeatures
 
-MODES = ("g-only-fp32", "fp32", "bf16-cl", "compile-bf16-cl", "g-only-bf16-cl", "bf16-cl-no-percep",
-         "compile-g-bf16-cl")
+MODES = (
+    "g-only-fp32",
+    "fp32",
+    "bf16-cl",
+    "compile-bf16-cl",
+    "g-only-bf16-cl",
+    "bf16-cl-no-percep",
+    "compile-g-bf16-cl",
+)
 T = TypeVar("T")  # what a timed step returns
 
 
@@ -112,8 +119,14 @@ def _optimizers(nets: Networks, device: torch.device) -> tuple[torch.optim.Adam,
 def _step_options(mode: str, args: argparse.Namespace) -> StepOptions:
     gan = not mode.startswith("g-only")
     return StepOptions(
-        degradation=DegradationConfig(), gt_size=args.gt_size, scale=4, gan=gan, sharpen_gt_first=not gan,
-        pixel_weight=1.0, amp_dtype=torch.bfloat16 if "bf16" in mode else None, channels_last="-cl" in mode,
+        degradation=DegradationConfig(),
+        gt_size=args.gt_size,
+        scale=4,
+        gan=gan,
+        sharpen_gt_first=not gan,
+        pixel_weight=1.0,
+        amp_dtype=torch.bfloat16 if "bf16" in mode else None,
+        channels_last="-cl" in mode,
     )
 
 
@@ -140,8 +153,16 @@ def run_mode(mode: str, args: argparse.Namespace, device: torch.device) -> dict[
         synthesize_batch(hr[i % len(hr)], opts=opts, generator=generator, pool=pool)
 
     def train(iteration: int, batch_index: int) -> dict[str, torch.Tensor]:
-        return train_step(hr[batch_index % len(hr)], nets=nets, opt_g=opt_g, opt_d=opt_d, pool=pool,
-                          generator=generator, opts=opts, iteration=iteration)
+        return train_step(
+            hr[batch_index % len(hr)],
+            nets=nets,
+            opt_g=opt_g,
+            opt_d=opt_d,
+            pool=pool,
+            generator=generator,
+            opts=opts,
+            iteration=iteration,
+        )
 
     # Fill the pool first: the steady state swaps with stored pairs (official queue 180 = 15 batches).
     fill_s, _ = _timed(device, args.queue // args.batch, degrade)
@@ -160,9 +181,14 @@ def run_mode(mode: str, args: argparse.Namespace, device: torch.device) -> dict[
         after = first + args.steps
         _profile(args, device, lambda i: train(after + i, i))
     result: dict[str, float | str] = {
-        "mode": mode, "ms_per_iter": round(step_ms, 2), "iters_per_s": round(1000 / step_ms, 3),
-        "degrade_ms": round(degrade_ms, 2), "degrade_share": round(degrade_ms / step_ms, 3),
-        "warmup_s": round(warmup_s, 1), "pool_fill_s": round(fill_s, 2), "losses_finite": str(finite),
+        "mode": mode,
+        "ms_per_iter": round(step_ms, 2),
+        "iters_per_s": round(1000 / step_ms, 3),
+        "degrade_ms": round(degrade_ms, 2),
+        "degrade_share": round(degrade_ms / step_ms, 3),
+        "warmup_s": round(warmup_s, 1),
+        "pool_fill_s": round(fill_s, 2),
+        "losses_finite": str(finite),
     }
     if device.type == "cuda":
         result["peak_mem_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
@@ -194,8 +220,11 @@ def _profile(args: argparse.Namespace, device: torch.device, step: object) -> No
     ops = [e for e in averages if getattr(e, "device_type", None) != DeviceType.CUDA]
     kernel_ms = sum(device_self(e) for e in kernels) / n / 1000
     sync_ms = sum(e.self_cpu_time_total for e in averages if "Synchronize" in e.key) / n / 1000
-    print(f"# profile {args.profile_mode}: wall {wall_ms:.1f} ms/step (profiled), device busy {kernel_ms:.1f} ms/step, "
-          f"host waiting in cuda*Synchronize {sync_ms:.1f} ms/step", flush=True)
+    print(
+        f"# profile {args.profile_mode}: wall {wall_ms:.1f} ms/step (profiled), device busy {kernel_ms:.1f} ms/step, "
+        f"host waiting in cuda*Synchronize {sync_ms:.1f} ms/step",
+        flush=True,
+    )
     sort_device = "self_device_time_total" if hasattr(averages[0], "self_device_time_total") else "self_cuda_time_total"
     with open(args.profile, "w") as f:
         f.write(averages.table(sort_by=sort_device, row_limit=40, max_name_column_width=60))
@@ -210,15 +239,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tiny", action="store_true", help="tiny nets and images (CPU smoke run)")
-    parser.add_argument("--modes", default="g-only-fp32,fp32,bf16-cl,compile-bf16-cl",
-                        help=f"comma-separated, from {','.join(MODES)}")
+    parser.add_argument(
+        "--modes", default="g-only-fp32,fp32,bf16-cl,compile-bf16-cl", help=f"comma-separated, from {','.join(MODES)}"
+    )
     parser.add_argument("--batch", type=int, default=None, help="default 12 (tiny: 2)")
     parser.add_argument("--steps", type=int, default=None, help="timed iterations (default 20, tiny: 3)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed iterations first (default 5, tiny: 1)")
     parser.add_argument("--crop", type=int, default=None, help="HR crop side (default 400, tiny: 64)")
     parser.add_argument("--gt-size", type=int, default=None, help="GT patch side (default 256, tiny: 32)")
     parser.add_argument("--queue", type=int, default=None, help="pair pool size (default 180, tiny: 4)")
-    parser.add_argument("--vgg", choices=("vgg19", "vgg16"), default="vgg19", help="perceptual backbone (default vgg19)")
+    parser.add_argument(
+        "--vgg", choices=("vgg19", "vgg16"), default="vgg19", help="perceptual backbone (default vgg19)"
+    )
     parser.add_argument("--time-budget", type=float, default=480.0, help="skip modes once this many seconds passed")
     parser.add_argument("--out", default=None, help="also write the results as JSON here")
     parser.add_argument("--profile", default=None, metavar="FILE", help="profile 5 steps of --profile-mode into FILE")
@@ -241,9 +273,11 @@ def main() -> int:
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         parser.error(f"unknown mode {unknown[0]!r}; expected {', '.join(MODES)}")
-    print(f"# batch {args.batch}, HR crop {args.crop}, GT {args.gt_size}, {args.vgg}, {args.steps} timed steps after "
-          f"{args.warmup}",
-          flush=True)
+    print(
+        f"# batch {args.batch}, HR crop {args.crop}, GT {args.gt_size}, {args.vgg}, {args.steps} timed steps after "
+        f"{args.warmup}",
+        flush=True,
+    )
     start = time.perf_counter()
     results = []
     for mode in modes:

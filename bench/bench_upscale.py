@@ -30,8 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 import numpy as np
 
@@ -397,7 +398,7 @@ def bench_cli(args: argparse.Namespace, frame: np.ndarray, tmp: Path) -> dict:
     cli_times, cli_rss, loads = [], [], []
     for round_ in range(args.cli_runs):
         loads.append(os.getloadavg()[0])
-        for step in (("cli", "ncnn") if round_ % 2 == 0 else ("ncnn", "cli")):
+        for step in ("cli", "ncnn") if round_ % 2 == 0 else ("ncnn", "cli"):
             if step == "ncnn":
                 seconds = ncnn.run()
             else:
@@ -533,19 +534,35 @@ def _engines(text: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, default=None, help="folder of soccer JPEGs (soccer-hr); default synthetic")
+    parser.add_argument(
+        "--images", type=Path, default=None, help="folder of soccer JPEGs (soccer-hr); default synthetic"
+    )
     parser.add_argument("--models", default="x4plus,animevideov3", type=lambda s: s.split(","))
     parser.add_argument("--sizes", default="160x120,320x180", type=lambda s: [_size(x) for x in s.split(",")])
-    parser.add_argument("--engines", default=DEFAULT_CPU_ENGINES, type=_engines,
-                        help=f"CPU contenders, from {', '.join(CPU_ENGINES)} (default {DEFAULT_CPU_ENGINES})")
+    parser.add_argument(
+        "--engines",
+        default=DEFAULT_CPU_ENGINES,
+        type=_engines,
+        help=f"CPU contenders, from {', '.join(CPU_ENGINES)} (default {DEFAULT_CPU_ENGINES})",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=5, help="interleaved timed rounds")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--full-hd", "--full-hd-rss", dest="full_hd", action="store_true",
-                        help="also upscale 1920x1080 with x4plus on the CPU (time and peak RSS)")
-    parser.add_argument("--full-hd-engine", default="default", help="contender for --full-hd (default: auto engine/precision)")
-    parser.add_argument("--cli", action="store_true",
-                        help="also time a 480x270 frame through the whole `soccersr upscale` process against ncnn")
+    parser.add_argument(
+        "--full-hd",
+        "--full-hd-rss",
+        dest="full_hd",
+        action="store_true",
+        help="also upscale 1920x1080 with x4plus on the CPU (time and peak RSS)",
+    )
+    parser.add_argument(
+        "--full-hd-engine", default="default", help="contender for --full-hd (default: auto engine/precision)"
+    )
+    parser.add_argument(
+        "--cli",
+        action="store_true",
+        help="also time a 480x270 frame through the whole `soccersr upscale` process against ncnn",
+    )
     parser.add_argument("--cli-runs", type=int, default=3)
     parser.add_argument("--skip-cpu", action="store_true")
     parser.add_argument("--skip-cuda", action="store_true")

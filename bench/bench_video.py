@@ -48,7 +48,9 @@ def make_input(path: Path, frames: int, source: Path | None) -> None:
         photo = cv2.imread(str(REPO / "samples" / "03_goal_keeper.png"))[..., ::-1]
         photo = cv2.resize(photo, (photo.shape[1] * 3, photo.shape[0] * 3), interpolation=cv2.INTER_CUBIC)
         span = photo.shape[1] - 480
-        pictures = [np.ascontiguousarray(photo[:270, int(span * i / max(1, frames - 1)) :][:, :480]) for i in range(frames)]
+        pictures = [
+            np.ascontiguousarray(photo[:270, int(span * i / max(1, frames - 1)) :][:, :480]) for i in range(frames)
+        ]
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=RATE, options={"crf": "20"})
         video.width, video.height, video.pix_fmt = 480, 270, "yuv420p"
@@ -99,7 +101,9 @@ def run(args: argparse.Namespace) -> list[dict]:
         for model in args.models:
             frames = args.frames.get(model, args.frames["default"])
             for precision in args.precision:
-                engine = open_upscaler(model, EngineOptions(engine=args.engine, device=args.device, precision=precision))
+                engine = open_upscaler(
+                    model, EngineOptions(engine=args.engine, device=args.device, precision=precision)
+                )
                 engine.upscale(torch.rand(1, 3, 270, 480))  # warm-up: kernels, caches
                 for per_call in args.frames_per_call:
                     out = Path(tmp) / f"{model}_{precision}_{per_call}.mp4"

@@ -57,7 +57,9 @@ def png_with_broken_pixels() -> bytes:
     length = struct.unpack(">I", data[start - 4 : start])[0]
     for k in range(start + 6, start + 4 + length):
         data[k] ^= 0x5A
-    data[start + 4 + length : start + 8 + length] = struct.pack(">I", zlib.crc32(bytes(data[start : start + 4 + length])))
+    data[start + 4 + length : start + 8 + length] = struct.pack(
+        ">I", zlib.crc32(bytes(data[start : start + 4 + length]))
+    )
     return bytes(data)
 
 

@@ -187,7 +187,9 @@ def test_spec_scale_and_size_multiple_match_the_network(spec: ArchSpec, kwargs: 
 def test_generator_lookup_by_stored_name() -> None:
     assert len({s.name for s in GENERATORS}) == len(GENERATORS)
     assert all(generator_spec(s.name) is s for s in GENERATORS)
-    with pytest.raises(ArchError, match=r"unknown architecture 'ESRGAN': expected one of \['RRDBNet', 'SRVGGNetCompact'\]"):
+    with pytest.raises(
+        ArchError, match=r"unknown architecture 'ESRGAN': expected one of \['RRDBNet', 'SRVGGNetCompact'\]"
+    ):
         generator_spec("ESRGAN")
 
 
@@ -244,7 +246,9 @@ class _Recorder:
         return self._value("shuffle", factor, x)
 
 
-@pytest.mark.parametrize(("spec", "kwargs"), [SPEC_CASES[0], SPEC_CASES[3], SPEC_CASES[4]], ids=lambda v: getattr(v, "name", ""))
+@pytest.mark.parametrize(
+    ("spec", "kwargs"), [SPEC_CASES[0], SPEC_CASES[3], SPEC_CASES[4]], ids=lambda v: getattr(v, "name", "")
+)
 def test_ncnn_graph_has_every_weight_once_in_module_order(spec: ArchSpec, kwargs: dict) -> None:
     """ncnn stores weights in graph order, which for these networks is the module's key order."""
     assert spec.ncnn_graph is not None
@@ -254,10 +258,13 @@ def test_ncnn_graph_has_every_weight_once_in_module_order(spec: ArchSpec, kwargs
         assert recorder.weighted == list(spec.build(kwargs).state_dict())
 
 
-@pytest.mark.parametrize(("spec", "kwargs", "message"), [
-    (RRDBNET, SPEC_CASES[1][1], "supports RRDBNet scale 4 only"),
-    (SRVGG_COMPACT, SPEC_CASES[5][1], "supports SRVGGNetCompact with act_type 'prelu' only"),
-])
+@pytest.mark.parametrize(
+    ("spec", "kwargs", "message"),
+    [
+        (RRDBNET, SPEC_CASES[1][1], "supports RRDBNet scale 4 only"),
+        (SRVGG_COMPACT, SPEC_CASES[5][1], "supports SRVGGNetCompact with act_type 'prelu' only"),
+    ],
+)
 def test_ncnn_graph_refuses_what_ncnn_files_cannot_hold(spec: ArchSpec, kwargs: dict, message: str) -> None:
     assert spec.ncnn_graph is not None
     with pytest.raises(ArchError, match=message):

@@ -74,7 +74,11 @@ def test_main_keeps_the_traceback_of_a_missing_module_that_is_no_extra(monkeypat
 
 def test_missing_extra_maps_top_level_modules_to_extras() -> None:
     error = extras.missing_extra(ModuleNotFoundError("x", name="onnxruntime.capi"), "ONNX models")
-    assert isinstance(error, MissingExtraError) and (error.extra, error.module, error.exit_code) == ("onnx", "onnxruntime", 2)
+    assert isinstance(error, MissingExtraError) and (error.extra, error.module, error.exit_code) == (
+        "onnx",
+        "onnxruntime",
+        2,
+    )
     assert str(error) == "ONNX models needs the optional package 'onnxruntime': pip install 'soccersr[onnx]'"
     assert extras.missing_extra(ModuleNotFoundError("x", name="numpy"), "x") is None
     assert extras.missing_extra(ModuleNotFoundError("x"), "x") is None

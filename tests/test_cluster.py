@@ -179,4 +179,3 @@ def test_refuses_a_pool_that_does_not_fit_the_local_ray(cli: Cli, photos: Path, 
     code, _ = cli(photos, "-o", tmp_path / "out", "--cluster", "ray", "--workers", "3")
     assert code == 2
     assert not (tmp_path / "out" / "01_players_x4.png").exists()
-

@@ -165,6 +165,15 @@ def test_a_gpu_device_without_gpus_per_worker_is_a_usage_error(
     pytest.importorskip("ray", reason="ray is in the dev extra: pip install -e '.[dev]'")
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((4, 4, 3), np.uint8))
     code, err = run_cli(
-        capsys, tmp_path / "a.png", "-o", tmp_path / "out", "--model", model_file, "--cluster", "ray", "--device", "cuda"
+        capsys,
+        tmp_path / "a.png",
+        "-o",
+        tmp_path / "out",
+        "--model",
+        model_file,
+        "--cluster",
+        "ray",
+        "--device",
+        "cuda",
     )
     assert code == 2 and "--device cuda needs --gpus-per-worker" in err

@@ -48,7 +48,9 @@ def test_auto_precision_on_the_cpu_follows_the_bf16_flags(
     assert resolve_precision("auto", torch.device("cuda", 0)) == "fp16"  # CUDA is unchanged
 
 
-def test_explicit_bf16_without_native_support_warns(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_explicit_bf16_without_native_support_warns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     _flags(monkeypatch, "avx2")
     assert resolve_precision("bf16", CPU) == "bf16"
     assert any("emulated" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)

@@ -65,7 +65,20 @@ def test_crops_cli_thresh_size_and_narrow_image(tmp_path: Path) -> None:
     cv2.imwrite(str(src / "pic.png"), _coordinate_image(11, 13))
     cv2.imwrite(str(src / "narrow.png"), _coordinate_image(9, 3))
     out = tmp_path / "out"
-    args = ["crops", str(src), "-o", str(out), "--crop-size", "4", "--step", "3", "--thresh-size", "1", "--workers", "1"]
+    args = [
+        "crops",
+        str(src),
+        "-o",
+        str(out),
+        "--crop-size",
+        "4",
+        "--step",
+        "3",
+        "--thresh-size",
+        "1",
+        "--workers",
+        "1",
+    ]
     assert main(args) == 0
     tops = sorted({box[1] for box in _boxes_on_disk(out, "pic")})
     assert tops == [0, 3, 6]  # the 1-px remainder is not more than thresh_size 1
@@ -103,7 +116,9 @@ def test_crops_cli_multiscale(tmp_path: Path, soccer_crops: Path) -> None:
     # The copies are PIL LANCZOS resizes, as the official generate_multiscale_DF2K.py makes them.
     reference = np.asarray(Image.fromarray(image[..., ::-1]).resize((320, 240), resample=Image.LANCZOS))
     np.testing.assert_array_equal(cv2.imread(str(out / "multiscale" / "frameT1.png"))[..., ::-1], reference)
-    counts = {stem: len(list(out.glob(f"{stem}_s*.png"))) for stem in ("frame", "frameT0", "frameT1", "frameT2", "frameT3")}
+    counts = {
+        stem: len(list(out.glob(f"{stem}_s*.png"))) for stem in ("frame", "frameT0", "frameT1", "frameT2", "frameT3")
+    }
     # rows x cols, by hand: 480x640: (0,100,200,280) x (0,100,..,400,440); 360x480: (0,100,160) x (0,100,200,280);
     # 240x320: (0,40) x (0,100,120); 160x213: one full-height row x (0,13); 400x533: (0,100,200) x (0,100,200,300,333)
     assert counts == {"frame": 4 * 6, "frameT0": 3 * 4, "frameT1": 2 * 3, "frameT2": 1 * 2, "frameT3": 3 * 5}
@@ -118,7 +133,10 @@ def test_same_output_with_one_or_two_workers(tmp_path: Path) -> None:
     outputs = {}
     for workers in (1, 2):
         out = tmp_path / f"out{workers}"
-        assert main(["crops", str(src), "-o", str(out), "--crop-size", "32", "--step", "16", "--workers", str(workers)]) == 0
+        assert (
+            main(["crops", str(src), "-o", str(out), "--crop-size", "32", "--step", "16", "--workers", str(workers)])
+            == 0
+        )
         outputs[workers] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
     assert len(outputs[1]) == 4 * (4 * 5)  # 4 images x rows 0,16,32,h-32 x cols 0,16,32,48,58
     assert outputs[1] == outputs[2]
@@ -168,7 +186,10 @@ def test_sixteen_bit_images_stay_sixteen_bit(tmp_path: Path, dtype, maximum) -> 
     src.mkdir()
     image = np.random.default_rng(2).integers(0, maximum + 1, (8, 8, 3)).astype(dtype)
     cv2.imwrite(str(src / "deep.png"), image)
-    assert main(["crops", str(src), "-o", str(out), "--crop-size", "4", "--step", "4", "--multiscale", "--workers", "1"]) == 0
+    assert (
+        main(["crops", str(src), "-o", str(out), "--crop-size", "4", "--step", "4", "--multiscale", "--workers", "1"])
+        == 0
+    )
     crop = cv2.imread(str(out / "deep_s004.png"), cv2.IMREAD_UNCHANGED)
     assert crop.dtype == dtype
     np.testing.assert_array_equal(crop, image[4:8, 4:8])

@@ -76,7 +76,10 @@ def _indices(folder: Path, stem: str) -> list[int]:
 def test_keyframes_skip_black_flat_and_duplicates(synthetic_video: Path, tmp_path: Path, capsys) -> None:
     assert main(["frames", str(synthetic_video), "-o", str(tmp_path)]) == 0
     assert _indices(tmp_path, "synth") == EXPECTED_DEFAULT
-    assert "3 written, 0 already there, 4 near-duplicates and 3 black/flat skipped (10 candidates)" in capsys.readouterr().out
+    assert (
+        "3 written, 0 already there, 4 near-duplicates and 3 black/flat skipped (10 candidates)"
+        in capsys.readouterr().out
+    )
     # Lossless, at the source resolution, and the right frame under each name.
     patterns = _patterns()
     for index in EXPECTED_DEFAULT:
@@ -226,11 +229,16 @@ def fixed_camera_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_every_means_one_frame_every_n_seconds_on_fixed_camera_footage(fixed_camera_video: Path, tmp_path: Path) -> None:
+def test_every_means_one_frame_every_n_seconds_on_fixed_camera_footage(
+    fixed_camera_video: Path, tmp_path: Path
+) -> None:
     # Before: the near-duplicate filter (default 0.01) ate every candidate after the first.
     assert main(["frames", str(fixed_camera_video), "-o", str(tmp_path / "every"), "--every", "1"]) == 0
     assert _indices(tmp_path / "every", "fixed") == [0, 25, 50, 75, 100, 125]
-    assert main(["frames", str(fixed_camera_video), "-o", str(tmp_path / "dedup"), "--every", "1", "--min-diff", "0.01"]) == 0
+    assert (
+        main(["frames", str(fixed_camera_video), "-o", str(tmp_path / "dedup"), "--every", "1", "--min-diff", "0.01"])
+        == 0
+    )
     assert _indices(tmp_path / "dedup", "fixed") == [0]
     assert main(["frames", str(fixed_camera_video), "-o", str(tmp_path / "keys")]) == 0
     assert _indices(tmp_path / "keys", "fixed") == [0]  # one key frame: key-frame mode has one candidate
@@ -240,7 +248,10 @@ def test_every_means_one_frame_every_n_seconds_on_fixed_camera_footage(fixed_cam
 def test_truncated_video_is_reported(fixed_camera_video: Path, tmp_path: Path, every: str | None, capsys) -> None:
     # PyAV writes the MP4 index at the end, where a cut would remove it: rewrite with it first, then cut.
     faststart = tmp_path / "fast.mp4"
-    with av.open(str(fixed_camera_video)) as src, av.open(str(faststart), "w", container_options={"movflags": "+faststart"}) as dst:
+    with (
+        av.open(str(fixed_camera_video)) as src,
+        av.open(str(faststart), "w", container_options={"movflags": "+faststart"}) as dst,
+    ):
         out = dst.add_stream_from_template(src.streams.video[0])
         for packet in src.demux(src.streams.video[0]):
             if packet.size:

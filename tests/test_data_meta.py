@@ -41,7 +41,9 @@ def test_paddle_spelling_and_default_root(dataset_root: Path, tmp_path: Path, mo
     assert main(["meta", "--input", "root/sub_b", "--meta_info", "m2.txt"]) == 0  # root defaults to the parent
     assert Path("m2.txt").read_text() == "sub_b/z.png\n"
     # The official README separates folders with ", ": the trailing comma is tolerated.
-    assert main(["meta", "--input", "root/sub_b,", "root/sub_a", "--root", "root,", "root", "--meta_info", "m3.txt"]) == 0
+    assert (
+        main(["meta", "--input", "root/sub_b,", "root/sub_a", "--root", "root,", "root", "--meta_info", "m3.txt"]) == 0
+    )
     assert read_meta_info(Path("m3.txt")) == ["sub_b/z.png", "sub_a/a.png", "sub_a/b.png", "sub_a/c.jpg"]
 
 

@@ -52,7 +52,9 @@ def test_adding_a_file_changes_no_other_output(hr_dir: Path, tmp_path: Path, soc
     assert image_seed(1, Path("a.png")) != image_seed(1, Path("sub/a.png")) != image_seed(2, Path("a.png"))
 
 
-def test_bad_files_are_reported_and_the_rest_written(hr_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_files_are_reported_and_the_rest_written(
+    hr_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (hr_dir / "broken.png").write_bytes(b"not an image")
     shutil.copy(hr_dir / "a.png", hr_dir / "c.png")
     cv2.imwrite(str(hr_dir / "c.jpg"), cv2.imread(str(hr_dir / "a.png")))  # same output name as c.png

@@ -67,7 +67,9 @@ def test_official_flat_keys_give_the_defaults() -> None:
 
 
 def test_flat_keys_map_the_2_suffix_to_the_second_stage() -> None:
-    cfg = DegradationConfig.from_flat_keys({"resize_prob2": [0.5, 0.5, 0.0], "second_blur_prob": 0.3, "noise_range": [2, 5]})
+    cfg = DegradationConfig.from_flat_keys(
+        {"resize_prob2": [0.5, 0.5, 0.0], "second_blur_prob": 0.3, "noise_range": [2, 5]}
+    )
     assert cfg.second.resize_prob == (0.5, 0.5, 0.0)
     assert cfg.second.blur_prob == 0.3
     assert cfg.first.noise_range == (2, 5)

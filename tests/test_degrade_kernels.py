@@ -23,7 +23,9 @@ SIZES = (7, 9, 11, 13, 15, 17, 19, 21)
 
 def _one(kind: str, kernel_size: int, sx: float, sy: float = 1.0, theta: float = 0.0, beta: float = 1.0) -> np.ndarray:
     t = lambda v: torch.tensor([v], dtype=torch.float64)  # noqa: E731
-    k = blur_kernels(torch.tensor([BLUR_KERNELS.index(kind)]), torch.tensor([kernel_size]), t(sx), t(sy), t(theta), t(beta))
+    k = blur_kernels(
+        torch.tensor([BLUR_KERNELS.index(kind)]), torch.tensor([kernel_size]), t(sx), t(sy), t(theta), t(beta)
+    )
     return k[0].double().numpy()
 
 
@@ -73,7 +75,9 @@ def test_every_family_matches_an_independent_reference(kind: str) -> None:
 
 
 def test_generalized_with_beta_one_is_gaussian_and_plateau_value() -> None:
-    np.testing.assert_allclose(_one("generalized_aniso", 11, 2.0, 1.0, 0.3, 1.0), _one("aniso", 11, 2.0, 1.0, 0.3), atol=1e-7)
+    np.testing.assert_allclose(
+        _one("generalized_aniso", 11, 2.0, 1.0, 0.3, 1.0), _one("aniso", 11, 2.0, 1.0, 0.3), atol=1e-7
+    )
     # Plateau at distance 2 along x with sigma 2 (Q = 1): 1 / (1 + 1) relative to the centre's 1 / (0 + 1).
     kernel = _one("plateau_iso", 21, 2.0, beta=1.7)
     assert kernel[10, 12] / kernel[10, 10] == pytest.approx(0.5, abs=1e-6)

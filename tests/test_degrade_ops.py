@@ -132,4 +132,6 @@ def test_quantize_8bit_levels() -> None:
     levels = out * 255
     torch.testing.assert_close(levels, levels.round(), atol=1e-4, rtol=0)
     assert out.tolist() == pytest.approx([0.0, 0.0, 128 / 255, 128 / 255, 1.0, 1.0], abs=1e-7)
-    assert math.isclose(float(quantize_8bit(torch.tensor(0.5)) * 255), 128.0, abs_tol=1e-4)  # half to even: 127.5 -> 128
+    assert math.isclose(
+        float(quantize_8bit(torch.tensor(0.5)) * 255), 128.0, abs_tol=1e-4
+    )  # half to even: 127.5 -> 128

@@ -152,7 +152,10 @@ def test_op_frequencies_match_the_config(many: list[DegradationParams]) -> None:
     for stage_name, stage_cfg in (("first", CFG.first), ("second", CFG.second)):
         stages = [getattr(p, stage_name) for p in many]
         for direction, prob in zip(("up", "down", "keep"), stage_cfg.resize_prob, strict=True):
-            assert _within(sum(s.resize.direction == direction for s in stages), n_batches, prob), (stage_name, direction)
+            assert _within(sum(s.resize.direction == direction for s in stages), n_batches, prob), (
+                stage_name,
+                direction,
+            )
         gaussian = torch.cat([s.noise.gaussian for s in stages])
         assert _within(int(gaussian.sum()), gaussian.numel(), stage_cfg.gaussian_noise_prob)
         gray = torch.cat([s.noise.gray for s in stages])
@@ -212,8 +215,12 @@ def test_mild_config_keeps_the_image_recognisable() -> None:
     from soccersr.degrade import StageConfig
 
     mild = StageConfig(
-        blur_prob=0.0, sinc_prob=0.0, resize_prob=(0.0, 0.0, 1.0), noise_range=(0.0, 0.0),
-        poisson_scale_range=(0.0, 0.0), jpeg_range=(100.0, 100.0),
+        blur_prob=0.0,
+        sinc_prob=0.0,
+        resize_prob=(0.0, 0.0, 1.0),
+        noise_range=(0.0, 0.0),
+        poisson_scale_range=(0.0, 0.0),
+        jpeg_range=(100.0, 100.0),
     )
     cfg = DegradationConfig(first=mild, second=mild, final_sinc_prob=0.0)
     gt = _gt(2, 64, seed=4)[:, :1].expand(2, 3, 64, 64).contiguous()  # gray: 4:2:0 chroma loses nothing

@@ -74,7 +74,9 @@ def test_tiled_equals_untiled(arch: str, kwargs: dict, shape: tuple[int, ...]) -
     model = _model(arch, kwargs)
     images = _image(*shape)
     whole = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=0).upscale(images)
-    tiled_upscaler = Upscaler(model, device="cpu", engine="torch", precision="fp32", tile=16, tile_overlap=EXACT_OVERLAP)
+    tiled_upscaler = Upscaler(
+        model, device="cpu", engine="torch", precision="fp32", tile=16, tile_overlap=EXACT_OVERLAP
+    )
     tiled = tiled_upscaler.upscale(images)
     s = model.net_scale
     assert whole.shape == (shape[0], 3, shape[2] * s, shape[3] * s)

@@ -24,8 +24,11 @@ def test_non_finite_input_is_refused(upscaler: Upscaler, bad: float) -> None:
     where the contract promises [0, 1]."""
     x = _image()
     x[1, 2, 5, 7] = bad
-    with pytest.raises(ValueError, match=r"^images contain NaN or infinite values \(1 of 3360, first in image 1\); "
-                                         r"expected float32 RGB in \[0, 1\]$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^images contain NaN or infinite values \(1 of 3360, first in image 1\); "
+        r"expected float32 RGB in \[0, 1\]$",
+    ):
         upscaler.upscale(x)
 
 

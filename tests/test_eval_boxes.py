@@ -71,7 +71,12 @@ def test_to_pixels_clips_to_the_image() -> None:
 
 
 def test_person_boxes_leave_out_the_ball() -> None:
-    boxes = [Box(0, 0.5, 0.5, 0.1, 0.1), Box(1, 0.2, 0.5, 0.1, 0.1), Box(2, 0.5, 0.5, 0.1, 0.1), Box(3, 0.8, 0.5, 0.1, 0.1)]
+    boxes = [
+        Box(0, 0.5, 0.5, 0.1, 0.1),
+        Box(1, 0.2, 0.5, 0.1, 0.1),
+        Box(2, 0.5, 0.5, 0.1, 0.1),
+        Box(3, 0.8, 0.5, 0.1, 0.1),
+    ]
     assert len(person_boxes(boxes, 100, 100)) == 3
 
 

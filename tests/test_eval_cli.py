@@ -244,11 +244,14 @@ def test_web_degradation_lq_and_report(setup: dict[str, Path], tmp_path: Path) -
     assert "with the web degradation" in (out / "summary.md").read_text()
     # Switching the kind in the same report folder re-synthesises instead of reusing the other kind's LQ.
     assert main([a if a != "web" else "training" for a in argv]) == 0
-    np.testing.assert_array_equal(_read(out / "lq" / f"{Path(name).stem}.png"),
-                                  _read(setup["report"] / "lq" / f"{Path(name).stem}.png"))
+    np.testing.assert_array_equal(
+        _read(out / "lq" / f"{Path(name).stem}.png"), _read(setup["report"] / "lq" / f"{Path(name).stem}.png")
+    )
 
 
-def test_builtin_models_report_the_sha256_of_their_weights_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_builtin_models_report_the_sha256_of_their_weights_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from soccersr.eval.runner import weights_file
     from soccersr.weights.builtin import BUILTIN_DIR
 

@@ -116,7 +116,6 @@ def test_pinned_values_on_a_soccer_crop(soccer_crops: Path) -> None:
     assert ssim(blurred, hr, crop_border=4) == pytest.approx(PINNED_SSIM, abs=1e-7)
 
 
-
 def test_psnr_and_ssim_reject_mismatched_or_tiny_inputs() -> None:
     with pytest.raises(ValueError, match="shapes differ"):
         psnr(_gray(0.5, 20, 20), _gray(0.5, 20, 24), crop_border=0)

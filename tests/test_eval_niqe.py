@@ -102,7 +102,9 @@ def test_patch_features_match_the_loop_reference(crops: list[tuple[str, np.ndarr
     y = luma(crops[0][1])[:96, :64]
     coeffs, _ = mscn(y)
     ours = _patch_features(coeffs, PATCH)
-    ref = [_ref_features(coeffs[r : r + PATCH, c : c + PATCH]) for r in range(0, 96, PATCH) for c in range(0, 64, PATCH)]
+    ref = [
+        _ref_features(coeffs[r : r + PATCH, c : c + PATCH]) for r in range(0, 96, PATCH) for c in range(0, 64, PATCH)
+    ]
     np.testing.assert_allclose(ours, np.array(ref), rtol=1e-9, atol=1e-12)
     feats, sharpness = image_features(y, PATCH)
     assert feats.shape == (6, 36)
@@ -112,7 +114,9 @@ def test_patch_features_match_the_loop_reference(crops: list[tuple[str, np.ndarr
     assert sharpness.shape == (6,) and np.all(sharpness > 0)
 
 
-def test_fit_is_deterministic_and_round_trips(crops: list[tuple[str, np.ndarray]], model: NiqeModel, tmp_path: Path) -> None:
+def test_fit_is_deterministic_and_round_trips(
+    crops: list[tuple[str, np.ndarray]], model: NiqeModel, tmp_path: Path
+) -> None:
     again = fit_niqe(list(reversed(crops)), patch_size=PATCH)
     np.testing.assert_allclose(again.mu, model.mu, rtol=1e-12)
     np.testing.assert_allclose(again.cov, model.cov, rtol=1e-9, atol=1e-12)
@@ -144,7 +148,6 @@ PINNED_NIQE_01 = 2.3867930805807123
 def test_pinned_score(crops: list[tuple[str, np.ndarray]], model: NiqeModel) -> None:
     assert niqe_score(crops[0][1], model) == pytest.approx(PINNED_NIQE_01, rel=1e-6)
     assert niqe_score(crops[0][1], model, crop_border=4) != pytest.approx(PINNED_NIQE_01, rel=1e-6)
-
 
 
 def test_errors_name_the_problem(model: NiqeModel, tmp_path: Path) -> None:

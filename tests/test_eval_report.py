@@ -65,7 +65,9 @@ def test_infinite_psnr_is_handled() -> None:
 def test_markdown_table_and_losses() -> None:
     scores = {"psnr": {"A": {"i1": 30.0, "i2": 28.0}, "B": {"i1": 31.0, "i2": 27.5}}}
     summaries = report.summarize(scores)
-    md = report.markdown_summary(summaries, ["A", "B"], title="t", context_lines=["ctx"], reference_rows={"HR": {"psnr": 99.0}})
+    md = report.markdown_summary(
+        summaries, ["A", "B"], title="t", context_lines=["ctx"], reference_rows={"HR": {"psnr": 99.0}}
+    )
     assert "| A | 29.00 dB | " not in md  # the winner's mean is bold, A's is plain
     assert "| A | 29.00 dB |" in md and "| B | **29.25 dB** |" in md
     assert "| PSNR-Y | B | +0.25 dB vs A | A: 1, B: 1 | 0 | 2 |" in md
@@ -79,7 +81,9 @@ def test_json_and_csv_writers(tmp_path: Path) -> None:
     report.write_json(tmp_path / "r.json", {"a": math.nan, "b": [math.inf, 1.5], "p": tmp_path})
     data = json.loads((tmp_path / "r.json").read_text())
     assert data == {"a": None, "b": ["inf", 1.5], "p": str(tmp_path)}
-    report.write_csv(tmp_path / "r.csv", [{"image": "x", "psnr": math.nan, "ssim": 0.5, "extra": 1}], ["image", "psnr", "ssim"])
+    report.write_csv(
+        tmp_path / "r.csv", [{"image": "x", "psnr": math.nan, "ssim": 0.5, "extra": 1}], ["image", "psnr", "ssim"]
+    )
     assert (tmp_path / "r.csv").read_text().splitlines() == ["image,psnr,ssim", "x,,0.5"]
 
 
@@ -115,7 +119,11 @@ def test_sheet_layout_zooms_crops_with_nearest_neighbour() -> None:
     red[..., 0] = 1.0
     checker = np.indices((h, w)).sum(axis=0) % 2
     pattern = np.repeat(checker[..., None], 3, axis=2).astype(np.float32)
-    columns = [Column("LR", red, ("a line",)), Column("model", pattern, ("PSNR 30.00 dB",), (True,)), Column("HR", pattern)]
+    columns = [
+        Column("LR", red, ("a line",)),
+        Column("model", pattern, ("PSNR 30.00 dB",), (True,)),
+        Column("HR", pattern),
+    ]
     crop = PixelBox(8, 8, 24, 24)
     sheet = make_sheet(columns, [crop], title="test", max_frame_width=40, crop_width=64)
     assert sheet.dtype == np.uint8 and sheet.ndim == 3
@@ -142,7 +150,12 @@ def test_sheet_rejects_mismatched_columns() -> None:
 
 
 def test_index_html_is_static_and_relative() -> None:
-    row = IndexRow(image="a<b>.png", sheet="sheets/a.png", cells={"A": {"PSNR-Y": "30.00"}, "B": {"PSNR-Y": "31.00"}}, best={"PSNR-Y": "B"})
+    row = IndexRow(
+        image="a<b>.png",
+        sheet="sheets/a.png",
+        cells={"A": {"PSNR-Y": "30.00"}, "B": {"PSNR-Y": "31.00"}},
+        best={"PSNR-Y": "B"},
+    )
     page = index_html("title", "<p>summary</p>", ["A", "B"], ["PSNR-Y"], [row])
     assert '<a href="sheets/a.png">' in page and '<img src="sheets/a.png"' in page
     assert "a&lt;b&gt;.png" in page and "<script" not in page

@@ -32,7 +32,13 @@ def test_flat_official_keys_and_metadata(tmp_path: Path) -> None:
     tensors = load_file(str(path))
     expected = model.net.state_dict()
     assert set(tensors) == set(expected)
-    assert {"conv_first.weight", "body.0.rdb1.conv1.weight", "body.0.rdb3.conv5.bias", "conv_up1.weight", "conv_last.bias"} <= set(tensors)
+    assert {
+        "conv_first.weight",
+        "body.0.rdb1.conv1.weight",
+        "body.0.rdb3.conv5.bias",
+        "conv_up1.weight",
+        "conv_last.bias",
+    } <= set(tensors)
     assert not any(k.startswith(("params", "module.")) for k in tensors)
     for key, value in expected.items():
         assert tensors[key].dtype == torch.float32
@@ -43,7 +49,13 @@ def test_flat_official_keys_and_metadata(tmp_path: Path) -> None:
     assert meta["format"] == "pt"
     assert meta["arch"] == "RRDBNet"
     assert json.loads(meta["arch_kwargs"]) == dict(model.arch_kwargs)
-    assert (meta["scale"], meta["net_scale"], meta["precision"], meta["name"], meta["source"]) == ("4", "4", "fp32", "tiny-RRDBNet-x4", "test")
+    assert (meta["scale"], meta["net_scale"], meta["precision"], meta["name"], meta["source"]) == (
+        "4",
+        "4",
+        "fp32",
+        "tiny-RRDBNet-x4",
+        "test",
+    )
     assert meta["soccersr_version"]
 
 
@@ -168,8 +180,11 @@ def test_header_scale_below_x1_is_refused(tmp_path: Path, scale: str) -> None:
     model = tiny_model("RRDBNet")
     path = tmp_path / "bad.safetensors"
     save_file(model.net.state_dict(), str(path), metadata={"scale": scale})
-    with pytest.raises(WeightsError, match=rf"^{re.escape(str(path))}: header scale {scale} does not fit a x4 network "
-                                           r"\(expected 1 to 4\)$"):
+    with pytest.raises(
+        WeightsError,
+        match=rf"^{re.escape(str(path))}: header scale {scale} does not fit a x4 network "
+        r"\(expected 1 to 4\)$",
+    ):
         load_model(path)
 
 

@@ -69,7 +69,10 @@ def _upscale(name: str, rgb: np.ndarray, cache_dir: Path) -> np.ndarray:
 def _histogram(diff: np.ndarray) -> str:
     edges = [0, 1, 2, 3, 5, 9, 17, 33, 256]
     counts, _ = np.histogram(diff, bins=edges)
-    return "  ".join(f"|d| {lo}" + (f"-{hi - 1}" if hi - 1 > lo else "") + f": {n}" for lo, hi, n in zip(edges, edges[1:], counts, strict=False))
+    return "  ".join(
+        f"|d| {lo}" + (f"-{hi - 1}" if hi - 1 > lo else "") + f": {n}"
+        for lo, hi, n in zip(edges, edges[1:], counts, strict=False)
+    )
 
 
 NAMES = ("x4plus", "x4plus-anime", "animevideov3")
@@ -129,4 +132,6 @@ def test_golden_output_of_every_engine_at_fp32(engine, name, golden_input, cache
     assert out.shape == expected.shape == (96, 128, 3)
     diff = np.abs(out.astype(np.int16) - expected.astype(np.int16))
     if diff.max() > 1:
-        pytest.fail(f"{name} with {engine}: output differs from {path.name} by up to {diff.max()} levels; {_histogram(diff)}")
+        pytest.fail(
+            f"{name} with {engine}: output differs from {path.name} by up to {diff.max()} levels; {_histogram(diff)}"
+        )

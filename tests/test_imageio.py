@@ -295,8 +295,12 @@ def test_16bit_png_keeps_its_metadata_both_ways(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("shape", "dtype", "gray", "alpha"),
-    [((4, 5), np.uint8, True, False), ((4, 5, 2), np.uint16, True, True), ((4, 5, 3), np.uint8, False, False),
-     ((4, 5, 4), np.uint16, False, True)],
+    [
+        ((4, 5), np.uint8, True, False),
+        ((4, 5, 2), np.uint16, True, True),
+        ((4, 5, 3), np.uint8, False, False),
+        ((4, 5, 4), np.uint16, False, True),
+    ],
 )
 def test_from_pixels_and_to_pixels_round_trip(shape: tuple[int, ...], dtype: type, gray: bool, alpha: bool) -> None:
     top = np.iinfo(dtype).max
@@ -466,7 +470,9 @@ def test_pixel_limit_is_checked_before_decoding(tmp_path: Path, monkeypatch: pyt
 
     monkeypatch.setattr(imageio.cv2, "imdecode", no_decode)
     monkeypatch.setattr(imageio.Image, "open", no_decode)
-    with pytest.raises(ImageReadError, match=r"above the limit of 40 megapixels \(raise it with --max-pixels\)$") as caught:
+    with pytest.raises(
+        ImageReadError, match=r"above the limit of 40 megapixels \(raise it with --max-pixels\)$"
+    ) as caught:
         read_image(write(tmp_path, f"bomb.{fmt}", data), max_pixels=40_000_000)
     assert "megapixels" in str(caught.value)
 
@@ -603,8 +609,9 @@ def test_sniff_and_header_sizes_without_decoding() -> None:
         (b"RGB ", True, False, False),
     ],
 )
-def test_icc_profile_kept_only_when_it_describes_the_output(tmp_path: Path, space: bytes, gray: bool, alpha: bool,
-                                                            kept: bool) -> None:
+def test_icc_profile_kept_only_when_it_describes_the_output(
+    tmp_path: Path, space: bytes, gray: bool, alpha: bool, kept: bool
+) -> None:
     rgb = np.full((6, 5, 3), 0.4, np.float32)
     image = DecodedImage(rgb, np.ones((6, 5), np.float32) if alpha else None, 8, gray, "png", icc=fake_icc(400, space))
     write_image(tmp_path / "a.png", image)

@@ -16,8 +16,16 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """d/{a.png, b.JPG, notes.txt, .hidden.png, sub/{c.png, deeper/d.webp}, .cache/e.png, x.png/f.png}."""
     monkeypatch.chdir(tmp_path)
     root = tmp_path / "d"
-    for name in ["a.png", "b.JPG", "notes.txt", ".hidden.png", "sub/c.png", "sub/deeper/d.webp", ".cache/e.png",
-                 "x.png/f.png"]:
+    for name in [
+        "a.png",
+        "b.JPG",
+        "notes.txt",
+        ".hidden.png",
+        "sub/c.png",
+        "sub/deeper/d.webp",
+        ".cache/e.png",
+        "x.png/f.png",
+    ]:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(b"")
     return root

@@ -97,8 +97,6 @@ def test_bad_device_name(tmp_path: Path) -> None:
 # --- The runner inside the engine ----------------------------------------------------------
 
 
-
-
 @pytest.fixture(scope="module")
 def rrdb_x4(tmp_path_factory: pytest.TempPathFactory) -> tuple[SRModel, Path]:
     model = tiny_model("RRDBNet")
@@ -153,7 +151,9 @@ def test_post_resize_and_size_multiple_come_from_the_metadata(tmp_path: Path, so
         assert (got - want).abs().max().item() < 1e-4, name
 
 
-def test_out_of_memory_from_onnxruntime_makes_the_engine_split(rrdb_x4: tuple[SRModel, Path], soccer_crops: Path) -> None:
+def test_out_of_memory_from_onnxruntime_makes_the_engine_split(
+    rrdb_x4: tuple[SRModel, Path], soccer_crops: Path
+) -> None:
     _model, path = rrdb_x4
     runner = OnnxRunner(path)
     real_session = runner._session
@@ -165,7 +165,9 @@ def test_out_of_memory_from_onnxruntime_makes_the_engine_split(rrdb_x4: tuple[SR
         def run(self, names, feeds):
             seen.append(feeds["input"].shape[0])
             if feeds["input"].shape[0] > 1:
-                raise RuntimeException("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Failed to allocate memory for requested buffer")
+                raise RuntimeException(
+                    "[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Failed to allocate memory for requested buffer"
+                )
             return real_session.run(names, feeds)
 
     runner._session = TightMemory()
@@ -216,13 +218,19 @@ def test_file_errors(tmp_path: Path, rrdb_x4: tuple[SRModel, Path]) -> None:
         OnnxRunner(bare)
 
 
-def test_same_output_files_as_the_pytorch_engine(rrdb_x4: tuple[SRModel, Path], soccer_crops: Path, tmp_path: Path) -> None:
+def test_same_output_files_as_the_pytorch_engine(
+    rrdb_x4: tuple[SRModel, Path], soccer_crops: Path, tmp_path: Path
+) -> None:
     """Whole path: read PNG -> engine -> write PNG; the files agree within 1 level of 8 bits."""
     model, path = rrdb_x4
     src = tmp_path / "in"
     src.mkdir()
     for i, name in enumerate(("a.png", "b.png")):
-        crop = (real_crop(soccer_crops, 37, 53, i)[0].numpy().transpose(1, 2, 0)[:, :, ::-1] * 255).round().astype(np.uint8)
+        crop = (
+            (real_crop(soccer_crops, 37, 53, i)[0].numpy().transpose(1, 2, 0)[:, :, ::-1] * 255)
+            .round()
+            .astype(np.uint8)
+        )
         cv2.imwrite(str(src / name), crop)
     jobs, failures = discover([src])
     assert len(jobs) == 2 and not failures
@@ -241,8 +249,9 @@ def test_same_output_files_as_the_pytorch_engine(rrdb_x4: tuple[SRModel, Path], 
         assert a.std() > 5  # a real picture, not a flat one
 
 
-def test_upscale_command_picks_onnxruntime_for_an_onnx_model(rrdb_x4: tuple[SRModel, Path], soccer_crops: Path,
-                                                              tmp_path: Path) -> None:
+def test_upscale_command_picks_onnxruntime_for_an_onnx_model(
+    rrdb_x4: tuple[SRModel, Path], soccer_crops: Path, tmp_path: Path
+) -> None:
     """`soccersr upscale --model FILE.onnx` (engine auto) and `--model FILE.safetensors` write the same
     image within 1 level; a wrong --engine for the file is a one-line error, not a traceback."""
     from safetensors.torch import save_file
@@ -257,26 +266,63 @@ def test_upscale_command_picks_onnxruntime_for_an_onnx_model(rrdb_x4: tuple[SRMo
     crop = (real_crop(soccer_crops, 30, 41)[0].numpy().transpose(1, 2, 0)[:, :, ::-1] * 255).round().astype(np.uint8)
     cv2.imwrite(str(src / "a.png"), crop)
     for name, model_file in (("onnx", onnx_path), ("torch", weights)):
-        assert main(["upscale", str(src), "-o", str(tmp_path / name), "--model", str(model_file), "--device", "cpu",
-                     "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "upscale",
+                    str(src),
+                    "-o",
+                    str(tmp_path / name),
+                    "--model",
+                    str(model_file),
+                    "--device",
+                    "cpu",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
     a = cv2.imread(str(tmp_path / "onnx" / "a_x4.png")).astype(int)
     b = cv2.imread(str(tmp_path / "torch" / "a_x4.png")).astype(int)
     assert a.shape == b.shape == (120, 164, 3) and np.abs(a - b).max() <= 1
-    assert main(["upscale", str(src), "-o", str(tmp_path / "bad"), "--model", str(weights), "--engine", "onnxruntime",
-                 "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "upscale",
+                str(src),
+                "-o",
+                str(tmp_path / "bad"),
+                "--model",
+                str(weights),
+                "--engine",
+                "onnxruntime",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
 
 
 # --- Graphs that do not keep the engine's contract are refused at load (issue 13, item 4) ---------
 
 
-def _onnx_file(net: torch.nn.Module, path: Path, info: OnnxModelInfo, *, dynamic: dict[int, str], channels: int = 3) -> Path:
+def _onnx_file(
+    net: torch.nn.Module, path: Path, info: OnnxModelInfo, *, dynamic: dict[int, str], channels: int = 3
+) -> Path:
     """``net`` exported with only the ``dynamic`` input axes and the metadata of ``info``."""
     output_axes = {d: f"out_{name}" for d, name in dynamic.items()}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, as export.onnx uses it
-        torch.onnx.export(net, (torch.zeros(1, channels, 8, 8),), str(path), dynamo=False, opset_version=17,
-                          input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": dynamic, "output": output_axes})
+        torch.onnx.export(
+            net,
+            (torch.zeros(1, channels, 8, 8),),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": dynamic, "output": output_axes},
+        )
     proto = onnx.load(str(path))
     onnx.helper.set_model_props(proto, info.to_metadata())
     onnx.save(proto, str(path))
@@ -286,16 +332,22 @@ def _onnx_file(net: torch.nn.Module, path: Path, info: OnnxModelInfo, *, dynamic
 ALL_DYNAMIC = {0: "batch", 2: "height", 3: "width"}
 
 
-@pytest.mark.parametrize(("dynamic", "fixed"), [
-    ({}, r"\[1, 3, 8, 8\]"),
-    ({0: "batch"}, r"\['batch', 3, 8, 8\]"),
-    ({2: "height", 3: "width"}, r"\[1, 3, 'height', 'width'\]"),
-])
+@pytest.mark.parametrize(
+    ("dynamic", "fixed"),
+    [
+        ({}, r"\[1, 3, 8, 8\]"),
+        ({0: "batch"}, r"\['batch', 3, 8, 8\]"),
+        ({2: "height", 3: "width"}, r"\[1, 3, 'height', 'width'\]"),
+    ],
+)
 def test_fixed_size_input_is_refused_at_load(tmp_path: Path, dynamic: dict[int, str], fixed: str) -> None:
     model = tiny_model("RRDBNet")
     path = _onnx_file(model.net, tmp_path / "fixed.onnx", model_info(model), dynamic=dynamic)
-    with pytest.raises(OnnxModelError, match=rf"^{re.escape(str(path))}: input shape is {fixed}; .*batch, height "
-                                             r"and width must be dynamic \(soccersr export --format onnx\)$"):
+    with pytest.raises(
+        OnnxModelError,
+        match=rf"^{re.escape(str(path))}: input shape is {fixed}; .*batch, height "
+        r"and width must be dynamic \(soccersr export --format onnx\)$",
+    ):
         load_onnx_upscaler(path, device="cpu")
 
 
@@ -305,8 +357,11 @@ def test_one_channel_input_is_refused_at_load(tmp_path: Path) -> None:
     net = build_network("SRVGGNetCompact", kwargs).eval()
     info = replace(model_info(gray), arch_kwargs=kwargs)
     path = _onnx_file(net, tmp_path / "gray.onnx", info, dynamic=ALL_DYNAMIC, channels=1)
-    with pytest.raises(OnnxModelError, match=r"gray\.onnx: input shape is \['batch', 1, 'height', 'width'\]; "
-                                             r"expected 3 \(RGB\) channels"):
+    with pytest.raises(
+        OnnxModelError,
+        match=r"gray\.onnx: input shape is \['batch', 1, 'height', 'width'\]; "
+        r"expected 3 \(RGB\) channels",
+    ):
         load_onnx_upscaler(path, device="cpu")
 
 
@@ -314,8 +369,11 @@ def test_graph_whose_scale_differs_from_its_metadata_is_refused_at_load(tmp_path
     x2 = tiny_model("SRVGGNetCompact", scale=2)
     claims_x4 = model_info(tiny_model("SRVGGNetCompact", scale=4))
     path = _onnx_file(x2.net, tmp_path / "x2.onnx", claims_x4, dynamic=ALL_DYNAMIC)
-    with pytest.raises(OnnxModelError, match=r"x2\.onnx: the graph turns a 1x3x8x8 input into 1x3x16x16, "
-                                             r"but its metadata says x4 \(1x3x32x32\)"):
+    with pytest.raises(
+        OnnxModelError,
+        match=r"x2\.onnx: the graph turns a 1x3x8x8 input into 1x3x16x16, "
+        r"but its metadata says x4 \(1x3x32x32\)",
+    ):
         load_onnx_upscaler(path, device="cpu")
 
 
@@ -328,8 +386,12 @@ def test_refused_graph_fails_one_image_not_the_batch_with_a_traceback(tmp_path: 
     src = tmp_path / "in"
     src.mkdir()
     cv2.imwrite(str(src / "a.png"), np.full((10, 12, 3), 90, np.uint8))
-    assert main(["upscale", str(src), "-o", str(tmp_path / "out"), "--model", str(path), "--device", "cpu",
-                 "--no-progress"]) == 2
+    assert (
+        main(
+            ["upscale", str(src), "-o", str(tmp_path / "out"), "--model", str(path), "--device", "cpu", "--no-progress"]
+        )
+        == 2
+    )
     assert not (tmp_path / "out" / "a_x4.png").exists()
 
 
@@ -337,15 +399,21 @@ def test_metadata_scale_must_be_a_fraction_of_the_net_scale() -> None:
     """A 1e-9 scale made every image fail later with a misleading "try a smaller --tile" (issue 13, item 14)."""
     meta = INFO.to_metadata()
     for bad in ("1e-09", "0.5", "5", "nan", "inf"):
-        with pytest.raises(OnnxModelError, match=rf"^m\.onnx: metadata scale {bad} does not fit a x4 network "
-                                                 r"\(expected 1 to 4\)$"):
+        with pytest.raises(
+            OnnxModelError,
+            match=rf"^m\.onnx: metadata scale {bad} does not fit a x4 network "
+            r"\(expected 1 to 4\)$",
+        ):
             OnnxModelInfo.from_metadata({**meta, "scale": bad}, origin="m.onnx")
     assert OnnxModelInfo.from_metadata({**meta, "scale": "1"}, origin="m.onnx").post_resize == 0.25
 
 
 def test_unknown_architecture_in_metadata_is_a_one_line_error() -> None:
-    with pytest.raises(OnnxModelError, match=r"^m\.onnx: metadata architecture 'SwinIR' is not one of "
-                                             r"\['RRDBNet', 'SRVGGNetCompact'\]$"):
+    with pytest.raises(
+        OnnxModelError,
+        match=r"^m\.onnx: metadata architecture 'SwinIR' is not one of "
+        r"\['RRDBNet', 'SRVGGNetCompact'\]$",
+    ):
         OnnxModelInfo.from_metadata({**INFO.to_metadata(), "architecture": "SwinIR"}, origin="m.onnx")
 
 

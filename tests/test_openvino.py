@@ -113,7 +113,11 @@ def test_engine_matches_pytorch_tiled_and_padded(arch: str, scale: int, ov_cache
     reference = TileEngine(TorchRunner(model, device=torch.device("cpu"), precision="fp32"), model, tile=0)
     for tile in (0, 24):
         got = TileEngine(runner, model, tile=tile, tile_overlap=20).upscale(x)
-        want = reference.upscale(x) if tile == 0 else TileEngine(reference.runner, model, tile=24, tile_overlap=20).upscale(x)
+        want = (
+            reference.upscale(x)
+            if tile == 0
+            else TileEngine(reference.runner, model, tile=24, tile_overlap=20).upscale(x)
+        )
         assert got.shape == (2, 3, 37 * scale, 51 * scale)
         assert (got - want).abs().max() < 1e-4
 
@@ -175,7 +179,9 @@ class _FailingPool:
         return self.pool.run(x)  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("error", [MemoryError("std::bad_alloc"), RuntimeError("Exception from src/...: std::bad_alloc")])
+@pytest.mark.parametrize(
+    "error", [MemoryError("std::bad_alloc"), RuntimeError("Exception from src/...: std::bad_alloc")]
+)
 def test_out_of_memory_makes_the_engine_split(error: BaseException, ov_cache: Path) -> None:
     model = tiny_model()
     runner = OpenVinoRunner(model, precision="fp32", cache_dir=ov_cache)

@@ -120,7 +120,7 @@ def test_too_big_upload_is_413_before_reading(tmp_path):
 def test_too_big_chunked_upload_is_413(tmp_path):
     """A body without a Content-Length is counted as it arrives."""
     with client(tmp_path, max_upload_bytes=2000) as c:
-        body = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.png\"\r\n\r\n"
+        body = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n\r\n'
         body += photo(100, 100) + b"\r\n--b--\r\n"
         response = c.post(
             "/api/jobs",

@@ -59,8 +59,18 @@ def test_job_ids():
 
 @pytest.mark.parametrize(
     ("host", "local"),
-    [("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True), ("localhost", True),
-     ("0.0.0.0", False), ("::", False), ("192.168.1.20", False), ("desk-pc", False), ("localhost.evil.com", False)],
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.20", False),
+        ("desk-pc", False),
+        ("localhost.evil.com", False),
+    ],
 )
 def test_is_local_host(host, local):
     assert is_local_host(host) is local
@@ -199,7 +209,10 @@ def test_a_missing_extra_is_one_line_and_exit_2(monkeypatch, capsys):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
     assert main(["serve"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "soccersr serve: error: soccersr serve needs the optional package 'uvicorn': pip install 'soccersr[serve]'"
+    assert (
+        err
+        == "soccersr serve: error: soccersr serve needs the optional package 'uvicorn': pip install 'soccersr[serve]'"
+    )
 
 
 def test_a_network_host_needs_a_token_or_no_auth(monkeypatch, capsys, tmp_path):

@@ -41,8 +41,9 @@ def test_the_card_names_the_shipped_file() -> None:
 
 
 @pytest.mark.parametrize("command", [["upscale", "photo.png", "-o", "out"], ["export", "-o", "model.onnx"]])
-def test_the_commands_default_to_soccer_x4plus(command: list[str], monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:
+def test_the_commands_default_to_soccer_x4plus(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     cv2.imwrite(str(tmp_path / "photo.png"), np.zeros((8, 8, 3), np.uint8))
     monkeypatch.chdir(tmp_path)
     asked: list[str] = []

@@ -69,7 +69,12 @@ def test_shipped_configs_parse(name: str) -> None:
         assert cfg.train.gan_opt is not None and cfg.train.gan_opt.loss_weight == 0.1
         assert cfg.train.perceptual_opt is not None
         assert dict(cfg.train.perceptual_opt.layer_weights) == {
-            "conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0, "conv5_4": 1.0}
+            "conv1_2": 0.1,
+            "conv2_2": 0.1,
+            "conv3_4": 1.0,
+            "conv4_4": 1.0,
+            "conv5_4": 1.0,
+        }
         assert cfg.usm_targets() == (True, True, False)
     else:
         assert cfg.model_type == "RealESRNetModel" and cfg.sharpen_gt_first
@@ -85,7 +90,10 @@ def test_soccer_recipe_config() -> None:
     assert cfg.train.net_d_init_iters == 200 and cfg.train.time_limit_min == 5
     assert cfg.datasets.train.degradation == official.datasets.train.degradation
     assert (cfg.train.optim_g, cfg.train.optim_d, cfg.train.gan_opt) == (
-        official.train.optim_g, official.train.optim_d, official.train.gan_opt)
+        official.train.optim_g,
+        official.train.optim_d,
+        official.train.gan_opt,
+    )
     assert cfg.datasets.train.meta_info == ".devrun/soccer/train/meta_info.txt"
     # v2: the Oxford VGG16 on its Caffe input, the official taps' analogues, the calibrated weight.
     p = cfg.train.perceptual_opt

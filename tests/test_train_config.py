@@ -42,30 +42,63 @@ def test_defaults_are_the_official_values() -> None:
     ("change", "message"),
     [
         (lambda r: r["train"].update(optim_g={"lrr": 1}), "train.optim_g.lrr: unknown key"),
-        (lambda r: r["train"].update(total_iter="many"), "train.total_iter: input should be a valid integer, got 'many'"),
+        (
+            lambda r: r["train"].update(total_iter="many"),
+            "train.total_iter: input should be a valid integer, got 'many'",
+        ),
         (lambda r: r["train"].update(total_iter=0), "train.total_iter: input should be greater than 0, got 0"),
-        (lambda r: r["train"].update(optim_g={"lr": -1.0}), "train.optim_g.lr: input should be greater than 0, got -1.0"),
+        (
+            lambda r: r["train"].update(optim_g={"lr": -1.0}),
+            "train.optim_g.lr: input should be greater than 0, got -1.0",
+        ),
         (lambda r: r["train"].update(optim_g={"betas": [0.9]}), "train.optim_g.betas: too few values, got 1"),
         (lambda r: r["train"].update(compile="yes"), "train.compile: input should be a valid boolean, got 'yes'"),
-        (lambda r: r["train"].update(ema_decay=float("nan")), "train.ema_decay: input should be a finite number, got nan"),
+        (
+            lambda r: r["train"].update(ema_decay=float("nan")),
+            "train.ema_decay: input should be a finite number, got nan",
+        ),
         (lambda r: r.update(manual_seed=-1), "manual_seed: input should be greater than or equal to 0, got -1"),
-        (lambda r: r["train"].update(channels_last="x"), "train.channels_last: input should be 'auto' or a valid boolean"),
+        (
+            lambda r: r["train"].update(channels_last="x"),
+            "train.channels_last: input should be 'auto' or a valid boolean",
+        ),
         (lambda r: r["train"].update(optim_g=[1]), "train.optim_g: expected a mapping, got [1]"),
-        (lambda r: r["network_g"].update(num_block="2"), "network_g.num_block: input should be a valid integer, got '2'"),
-        (lambda r: r["train"].update(precision="fp16"), "train.precision: input should be 'auto', 'bf16' or 'fp32', got 'fp16'"),
-        (lambda r: r["datasets"]["train"].update(resize_prob2=[0.5, 0.5, 0.5]),
-         "datasets.train.resize_prob2: probabilities must sum to 1"),
-        (lambda r: r["datasets"]["train"].update(queue_size=7, batch_size_per_gpu=2),
-         "datasets.train.queue_size: must be a positive multiple of batch_size_per_gpu (2), got 7"),
-        (lambda r: r["datasets"]["train"].update(io_backend={"type": "disk"}),
-         "datasets.train.io_backend: unknown key (an official key soccersr does not use; remove it)"),
+        (
+            lambda r: r["network_g"].update(num_block="2"),
+            "network_g.num_block: input should be a valid integer, got '2'",
+        ),
+        (
+            lambda r: r["train"].update(precision="fp16"),
+            "train.precision: input should be 'auto', 'bf16' or 'fp32', got 'fp16'",
+        ),
+        (
+            lambda r: r["datasets"]["train"].update(resize_prob2=[0.5, 0.5, 0.5]),
+            "datasets.train.resize_prob2: probabilities must sum to 1",
+        ),
+        (
+            lambda r: r["datasets"]["train"].update(queue_size=7, batch_size_per_gpu=2),
+            "datasets.train.queue_size: must be a positive multiple of batch_size_per_gpu (2), got 7",
+        ),
+        (
+            lambda r: r["datasets"]["train"].update(io_backend={"type": "disk"}),
+            "datasets.train.io_backend: unknown key (an official key soccersr does not use; remove it)",
+        ),
         (lambda r: r["network_g"].update(num_blok=3), "network_g.num_blok: unknown key"),
-        (lambda r: r["network_g"].update(type="SwinIR"), "network_g.type: expected one of ['RRDBNet', 'SRVGGNetCompact']"),
+        (
+            lambda r: r["network_g"].update(type="SwinIR"),
+            "network_g.type: expected one of ['RRDBNet', 'SRVGGNetCompact']",
+        ),
         (lambda r: r["network_g"].update(scale=2), "network_g: upsamples x2 but scale is 4"),
         (lambda r: r["datasets"]["train"].pop("meta_info"), "datasets.train.meta_info: missing required key"),
-        (lambda r: r.update(network_d={"type": "UNetDiscriminatorSN"}), "network_d: only used by model_type RealESRGANModel"),
+        (
+            lambda r: r.update(network_d={"type": "UNetDiscriminatorSN"}),
+            "network_d: only used by model_type RealESRGANModel",
+        ),
         (lambda r: r.update(model_type="RealESRGANModel"), "network_d: required for model_type RealESRGANModel"),
-        (lambda r: r["train"]["pixel_opt"].update(type="MSELoss"), "train.pixel_opt.type: input should be 'L1Loss', got 'MSELoss'"),
+        (
+            lambda r: r["train"]["pixel_opt"].update(type="MSELoss"),
+            "train.pixel_opt.type: input should be 'L1Loss', got 'MSELoss'",
+        ),
         (lambda r: r.update(val={"val_freq": 10}), "val: datasets.val and val (val_freq) must be given together"),
     ],
 )
@@ -108,12 +141,21 @@ def test_numbers_as_yaml_writes_them() -> None:
     raw = yaml.safe_load("lr: 1e-4\nfreq: !!float 5e3\n")
     cfg = parse_config({**_minimal(optim_g={"lr": raw["lr"]}), "logger": {"save_checkpoint_freq": raw["freq"]}})
     assert cfg.train.optim_g.lr == 1e-4 and cfg.logger.save_checkpoint_freq == 5000
-    assert "logger.print_freq: input should be a valid integer, got 2.5" in _error({**_minimal(), "logger": {"print_freq": 2.5}})
+    assert "logger.print_freq: input should be a valid integer, got 2.5" in _error(
+        {**_minimal(), "logger": {"print_freq": 2.5}}
+    )
 
 
 def test_overrides_use_yaml_values_never_eval() -> None:
-    raw = apply_overrides(_minimal(), ["train.total_iter=100", "train.optim_g.betas=[0.5, 0.9]",
-                                       "path.pretrain_network_g=__import__('os')", "logger.print_freq=7"])
+    raw = apply_overrides(
+        _minimal(),
+        [
+            "train.total_iter=100",
+            "train.optim_g.betas=[0.5, 0.9]",
+            "path.pretrain_network_g=__import__('os')",
+            "logger.print_freq=7",
+        ],
+    )
     cfg = parse_config(raw)
     assert cfg.train.total_iter == 100 and cfg.train.optim_g.betas == (0.5, 0.9) and cfg.logger.print_freq == 7
     assert cfg.path.pretrain_network_g == "__import__('os')"  # plain text, not evaluated

@@ -30,11 +30,19 @@ def test_two_gloo_processes_stay_in_sync(tmp_path: Path, soccer_crops: Path) -> 
     raw = tiny_raw(tmp_path, soccer_crops, gan=True, total_iter=3)
     config = tmp_path / "config.json"
     config.write_text(json.dumps(raw))
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-                "--master_addr=127.0.0.1", f"--master_port={_free_port()}"]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=1",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([*torchrun, str(WORKER), str(config), str(tmp_path)], env=env, capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        [*torchrun, str(WORKER), str(config), str(tmp_path)], env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     results = [torch.load(tmp_path / f"result_rank{r}.pt", weights_only=True) for r in (0, 1)]

@@ -24,8 +24,11 @@ def _config(tmp_path: Path, raw: dict) -> str:
 
 def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     """Every file under ``folder`` with its bytes and modification time."""
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _one_error_line(err: str) -> str:
@@ -38,8 +41,9 @@ def _one_error_line(err: str) -> str:
 # ---------------------------------------------------------------- data loss (issue 13.1)
 
 
-def test_auto_resume_with_only_unreadable_states_stops_and_touches_nothing(tmp_path: Path, soccer_crops: Path,
-                                                                          capsys) -> None:
+def test_auto_resume_with_only_unreadable_states_stops_and_touches_nothing(
+    tmp_path: Path, soccer_crops: Path, capsys
+) -> None:
     raw = tiny_raw(tmp_path, soccer_crops, total_iter=3)
     raw["logger"].update(save_checkpoint_freq=1, keep_checkpoints=3)
     config = _config(tmp_path, raw)
@@ -80,8 +84,9 @@ def test_a_corrupt_newer_state_never_counts_as_the_newest(tmp_path: Path) -> Non
 # ---------------------------------------------------------------- one clear line (issue 13.8)
 
 
-def test_too_few_images_for_the_batch_names_the_folder_count_and_batch(tmp_path: Path, soccer_crops: Path,
-                                                                      capsys) -> None:
+def test_too_few_images_for_the_batch_names_the_folder_count_and_batch(
+    tmp_path: Path, soccer_crops: Path, capsys
+) -> None:
     raw = tiny_raw(tmp_path, soccer_crops)
     meta = write_meta(tmp_path, soccer_crops)
     meta.write_text(meta.read_text().splitlines()[0] + "\n")
@@ -89,13 +94,18 @@ def test_too_few_images_for_the_batch_names_the_folder_count_and_batch(tmp_path:
     code = main(["train", "--config", _config(tmp_path, raw), "--device", "cpu"])
     line = _one_error_line(capsys.readouterr().err)
     assert code == 1
-    assert f"{soccer_crops}: 1 training image is too few" in line and "batch_size_per_gpu 2" in line and "at least 2" in line
+    assert (
+        f"{soccer_crops}: 1 training image is too few" in line
+        and "batch_size_per_gpu 2" in line
+        and "at least 2" in line
+    )
     assert not (tmp_path / "experiments").exists()
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a device that is always full)")
-def test_full_disk_while_saving_says_no_space_and_leaves_nothing(tmp_path: Path, soccer_crops: Path, capsys,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_disk_while_saving_says_no_space_and_leaves_nothing(
+    tmp_path: Path, soccer_crops: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The exported generator is written onto a full device: torch's raw `inline_container.cc ... unexpected
     pos` becomes a line that says so, naming the file, and no part of it is left anywhere."""
     real_open = builtins.open
@@ -130,8 +140,9 @@ def test_write_errors_keep_their_reason(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("problem", ["missing_vgg", "missing_meta_info", "too_few_images", "bad_pretrained"])
-def test_a_failed_start_leaves_no_experiment_folder(problem: str, tmp_path: Path, soccer_crops: Path, capsys,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_start_leaves_no_experiment_folder(
+    problem: str, tmp_path: Path, soccer_crops: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     raw = tiny_raw(tmp_path, soccer_crops, gan=problem == "missing_vgg")
     if problem == "missing_vgg":
         monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
@@ -175,7 +186,13 @@ def test_default_saves_are_lean_ema_weights_and_one_full_state(tmp_path: Path, s
     train(parse_config(raw), device="cpu")
     full = tmp_path / "experiments" / "full"
     assert sorted(p.name for p in (full / "models").iterdir()) == [
-        "net_d_2.pth", "net_d_4.pth", "net_g_2.pth", "net_g_2.safetensors", "net_g_4.pth", "net_g_4.safetensors"]
+        "net_d_2.pth",
+        "net_d_4.pth",
+        "net_g_2.pth",
+        "net_g_2.safetensors",
+        "net_g_4.pth",
+        "net_g_4.safetensors",
+    ]
     assert set(torch.load(full / "models" / "net_g_4.pth", weights_only=True)) == {"params", "params_ema"}
     assert [i for i, _ in list_states(full)] == [2, 4]
 

@@ -92,10 +92,12 @@ def test_realesrgan_resume_is_bit_identical_even_after_a_corrupt_checkpoint(tmp_
     # The logged PSNR is that of the saved EMA outputs against the HR crops (Y channel, border 4).
     from soccersr.metrics import psnr
 
-    expected = np.mean([
-        psnr(_rgb(a / "visualization" / hr.stem / f"{hr.stem}_4.png"), _rgb(hr), crop_border=4)
-        for hr in sorted(hr_dir.glob("*.png"))
-    ])
+    expected = np.mean(
+        [
+            psnr(_rgb(a / "visualization" / hr.stem / f"{hr.stem}_4.png"), _rgb(hr), crop_border=4)
+            for hr in sorted(hr_dir.glob("*.png"))
+        ]
+    )
     assert float(val[-1]["psnr"]) == pytest.approx(expected, abs=1e-4)
     assert 0 < float(val[-1]["ssim"]) <= 1
     assert load_model(a / "models" / "net_g_4.pth").arch_kwargs["num_feat"] == 8
@@ -126,7 +128,10 @@ def test_finetune_starts_from_pretrained_g_ema_and_d(tmp_path: Path, soccer_crop
     from soccersr.archs import RRDBNet, UNetDiscriminatorSN
 
     torch.manual_seed(11)
-    params, params_ema = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4), RRDBNet(num_feat=8, num_block=1, num_grow_ch=4)
+    params, params_ema = (
+        RRDBNet(num_feat=8, num_block=1, num_grow_ch=4),
+        RRDBNet(num_feat=8, num_block=1, num_grow_ch=4),
+    )
     d = UNetDiscriminatorSN(num_feat=8)
     g_file, d_file = tmp_path / "net_g_pre.pth", tmp_path / "net_d_pre.pth"
     torch.save({"params": params.state_dict(), "params_ema": params_ema.state_dict()}, g_file)
@@ -140,19 +145,23 @@ def test_finetune_starts_from_pretrained_g_ema_and_d(tmp_path: Path, soccer_crop
     for key, value in params.state_dict().items():
         torch.testing.assert_close(out["params"][key], value, atol=1e-6, rtol=0)  # G = the file's "params"
         # The EMA starts from the file's params_ema (official), then takes one 0.999 step towards G.
-        torch.testing.assert_close(out["params_ema"][key], 0.999 * params_ema.state_dict()[key] + 0.001 * value,
-                                   atol=1e-6, rtol=0)
+        torch.testing.assert_close(
+            out["params_ema"][key], 0.999 * params_ema.state_dict()[key] + 0.001 * value, atol=1e-6, rtol=0
+        )
     d_out = torch.load(tmp_path / "experiments" / "tiny" / "models" / "net_d_1.pth", weights_only=True)["params"]
     torch.testing.assert_close(d_out["conv9.weight"], d.state_dict()["conv9.weight"], atol=1e-6, rtol=0)
 
     raw["path"]["pretrain_network_d"] = str(g_file)  # a generator file given as D
     raw["name"] = "wrong_d"
-    with pytest.raises(ConfigError, match=r"path\.pretrain_network_d: .*net_g_pre\.pth does not fit the configured network"):
+    with pytest.raises(
+        ConfigError, match=r"path\.pretrain_network_d: .*net_g_pre\.pth does not fit the configured network"
+    ):
         train(parse_config(raw), device="cpu")
 
 
-def test_gan_run_without_vgg_weights_stops_with_where_to_put_them(tmp_path: Path, soccer_crops: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_gan_run_without_vgg_weights_stops_with_where_to_put_them(
+    tmp_path: Path, soccer_crops: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     raw = tiny_raw(tmp_path, soccer_crops, gan=True)
     raw["train"]["allow_random_vgg"] = False
@@ -163,8 +172,24 @@ def test_gan_run_without_vgg_weights_stops_with_where_to_put_them(tmp_path: Path
     assert "VGG19 ImageNet weights not found" in err
     assert str(tmp_path / "torch_home" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth") in err
     # Without the perceptual loss no VGG is needed.
-    assert main(["train", "--config", str(config), "--device", "cpu", "-o", "name=no_vgg",
-                 "-o", "train.perceptual_opt.perceptual_weight=0", "-o", "train.total_iter=1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(config),
+                "--device",
+                "cpu",
+                "-o",
+                "name=no_vgg",
+                "-o",
+                "train.perceptual_opt.perceptual_weight=0",
+                "-o",
+                "train.total_iter=1",
+            ]
+        )
+        == 0
+    )
 
 
 def test_cli_reports_config_errors_with_exit_code_2(tmp_path: Path, soccer_crops: Path, capsys) -> None:
@@ -202,7 +227,19 @@ def test_resume_with_another_pool_size_is_a_clear_error(tmp_path: Path, soccer_c
     config.write_text(yaml.safe_dump(raw))
     assert main(["train", "--config", str(config), "--device", "cpu"]) == 0
     capsys.readouterr()
-    code = main(["train", "--config", str(config), "--device", "cpu", "--auto-resume",
-                 "-o", "train.total_iter=4", "-o", "datasets.train.queue_size=6"])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(config),
+            "--device",
+            "cpu",
+            "--auto-resume",
+            "-o",
+            "train.total_iter=4",
+            "-o",
+            "datasets.train.queue_size=6",
+        ]
+    )
     assert code == 1
     assert "2.state: its pair pool does not fit this config" in capsys.readouterr().err

@@ -57,8 +57,9 @@ def test_lr_multiplier_multistep_and_warmup() -> None:
 
 def test_scheduler_drives_the_optimiser_lr() -> None:
     g = _tiny_g()
-    opt = build_optimizer(g.parameters(), type(
-        "O", (), {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.0})(), torch.device("cpu"))  # duck-typed OptimConfig
+    opt = build_optimizer(
+        g.parameters(), type("O", (), {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.0})(), torch.device("cpu")
+    )  # duck-typed OptimConfig
     sched = build_scheduler(opt, SchedulerConfig(milestones=(2,), gamma=0.1), warmup_iter=-1)
     seen = []
     for _ in range(4):
@@ -120,7 +121,12 @@ def test_missing_vgg_weights_stop_with_where_to_put_them(tmp_path: Path, monkeyp
     # The hub cache is used when present.
     default_weights_path().parent.mkdir(parents=True)
     _fake_torchvision_file(default_weights_path())
-    assert build_vgg(("conv1_1",), weights=None, allow_random=False)(torch.rand(1, 3, 4, 4))["conv1_1"].shape == (1, 64, 4, 4)
+    assert build_vgg(("conv1_1",), weights=None, allow_random=False)(torch.rand(1, 3, 4, 4))["conv1_1"].shape == (
+        1,
+        64,
+        4,
+        4,
+    )
 
 
 def test_perceptual_loss_is_the_weighted_sum_of_feature_l1() -> None:
@@ -178,7 +184,9 @@ def test_exported_generator_has_official_keys_and_loads(tmp_path: Path) -> None:
 
     g = _tiny_g(1)
     ema = _tiny_g(2)
-    g_path = ckpt.export_generator(tmp_path, 7, ckpt.cpu_state(g.to(memory_format=torch.channels_last)), ckpt.cpu_state(ema), None)
+    g_path = ckpt.export_generator(
+        tmp_path, 7, ckpt.cpu_state(g.to(memory_format=torch.channels_last)), ckpt.cpu_state(ema), None
+    )
     bundle = torch.load(g_path, weights_only=True)
     assert set(bundle) == {"params", "params_ema"}
     assert set(bundle["params"]) == set(RRDBNet(num_feat=8, num_block=1, num_grow_ch=4).state_dict())
@@ -188,8 +196,9 @@ def test_exported_generator_has_official_keys_and_loads(tmp_path: Path) -> None:
     assert model.arch_kwargs["num_block"] == 1 and model.arch_kwargs["num_feat"] == 8
     st = load_file(str(tmp_path / "models" / "net_g_7.safetensors"))
     torch.testing.assert_close(st["conv_last.bias"], ema.conv_last.bias)
-    torch.testing.assert_close(load_model(tmp_path / "models" / "net_g_7.safetensors").net.conv_hr.weight,
-                               ema.conv_hr.weight)
+    torch.testing.assert_close(
+        load_model(tmp_path / "models" / "net_g_7.safetensors").net.conv_hr.weight, ema.conv_hr.weight
+    )
 
 
 # ---------------------------------------------------------------- per-rank batches

@@ -15,8 +15,9 @@ from test_train_common import tiny_raw
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_auto_precision_follows_native_bf16_on_the_cpu(tmp_path: Path, tiny_dir: Path, native: bool,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_precision_follows_native_bf16_on_the_cpu(
+    tmp_path: Path, tiny_dir: Path, native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(soccersr.hardware, "native_bf16", lambda flags=None: native)
     cfg = parse_config(tiny_raw(tmp_path, tiny_dir, gan=True))
     opts = StepOptions.from_config(cfg, torch.device("cpu"))
@@ -36,8 +37,11 @@ def test_vgg16_perceptual_keys(tmp_path: Path, tiny_dir: Path) -> None:
     from soccersr.train.build import build_perceptual
 
     raw = tiny_raw(tmp_path, tiny_dir, gan=True)
-    raw["train"]["perceptual_opt"] = {"vgg_type": "vgg16", "layer_weights": {"conv1_2": 0.1, "conv3_3": 1.0},
-                                      "perceptual_weight": 0.02}
+    raw["train"]["perceptual_opt"] = {
+        "vgg_type": "vgg16",
+        "layer_weights": {"conv1_2": 0.1, "conv3_3": 1.0},
+        "perceptual_weight": 0.02,
+    }
     perceptual = build_perceptual(parse_config(raw))
     assert perceptual is not None and perceptual.vgg.vgg_type == "vgg16" and perceptual.vgg.input_norm == "caffe"
     assert perceptual.perceptual_weight == 0.02
@@ -45,7 +49,9 @@ def test_vgg16_perceptual_keys(tmp_path: Path, tiny_dir: Path) -> None:
     assert build_perceptual(parse_config(raw)).vgg.input_norm == "imagenet"
     # VGG19's layer names are not VGG16's, and the default layers are VGG19's.
     raw["train"]["perceptual_opt"] = {"vgg_type": "vgg16"}
-    with pytest.raises(ConfigError, match=r"train.perceptual_opt.layer_weights.conv3_4: not a VGG16 layer \(e.g. conv3_3"):
+    with pytest.raises(
+        ConfigError, match=r"train.perceptual_opt.layer_weights.conv3_4: not a VGG16 layer \(e.g. conv3_3"
+    ):
         parse_config(raw)
     raw["train"]["perceptual_opt"] = {"vgg_type": "vgg11"}
     with pytest.raises(ConfigError, match="train.perceptual_opt.vgg_type"):

@@ -45,8 +45,9 @@ def _fixture_raw(tmp_path: Path, total_iter: int) -> dict[str, Any]:
 def _leaves(obj: Any, prefix: str = "") -> dict[str, Any]:
     """Nested dicts and lists flattened to {"/net_g/conv_first.weight": tensor, ...}; the config left out."""
     if isinstance(obj, dict):
-        return {k: v for key, value in obj.items() if key != "config"
-                for k, v in _leaves(value, f"{prefix}/{key}").items()}
+        return {
+            k: v for key, value in obj.items() if key != "config" for k, v in _leaves(value, f"{prefix}/{key}").items()
+        }
     if isinstance(obj, (list, tuple)):
         return {k: v for i, value in enumerate(obj) for k, v in _leaves(value, f"{prefix}/{i}").items()}
     return {prefix: obj}

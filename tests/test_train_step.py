@@ -23,7 +23,9 @@ def _gan_nets() -> tuple[Networks, torch.optim.Optimizer, torch.optim.Optimizer]
     d = UNetDiscriminatorSN(num_feat=8)
     vgg = VGG19Features(("conv1_2", "conv2_2"))
     vgg.init_random()
-    nets = Networks.plain(g, d=d, g_ema=make_ema(g), perceptual=PerceptualLoss(vgg, {"conv1_2": 0.1, "conv2_2": 1}, 1.0))
+    nets = Networks.plain(
+        g, d=d, g_ema=make_ema(g), perceptual=PerceptualLoss(vgg, {"conv1_2": 0.1, "conv2_2": 1}, 1.0)
+    )
     return nets, torch.optim.Adam(g.parameters(), 1e-3), torch.optim.Adam(d.parameters(), 1e-3)
 
 
@@ -38,7 +40,9 @@ def _changed(module: torch.nn.Module, before: dict[str, torch.Tensor]) -> bool:
 def test_d_only_iteration_then_full_step_and_ema() -> None:
     nets, opt_g, opt_d = _gan_nets()
     gt = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    pair = TrainingPair(lq=torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(2)), gt=gt, gt_usm=gt.clamp(0.1, 0.9))
+    pair = TrainingPair(
+        lq=torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(2)), gt=gt, gt_usm=gt.clamp(0.1, 0.9)
+    )
     opts = _opts(net_d_init_iters=1)
     g0, d0 = _snapshot(nets.g), _snapshot(nets.d)
 
@@ -53,7 +57,9 @@ def test_d_only_iteration_then_full_step_and_ema() -> None:
     assert all(v.ndim == 0 and not v.requires_grad for v in logs.values())
     assert _changed(nets.g, g1) and _changed(nets.d, d1)
     for name, p in nets.g_ema.named_parameters():
-        torch.testing.assert_close(p, 0.999 * ema1[name] + 0.001 * dict(nets.g.named_parameters())[name], rtol=0, atol=1e-7)
+        torch.testing.assert_close(
+            p, 0.999 * ema1[name] + 0.001 * dict(nets.g.named_parameters())[name], rtol=0, atol=1e-7
+        )
     assert torch.isfinite(torch.stack(list(logs.values()))).all()
     assert all(p.requires_grad for p in nets.d.parameters())  # D unfrozen again for the next step
 
@@ -88,8 +94,9 @@ def test_synthesize_batch_shapes_levels_and_determinism() -> None:
     gt = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 
     def run(seed: int, **kw) -> object:
-        return synthesize_batch(gt, opts=_opts(**kw), generator=torch.Generator().manual_seed(seed),
-                                pool=TrainingPairPool(4, seed=0))
+        return synthesize_batch(
+            gt, opts=_opts(**kw), generator=torch.Generator().manual_seed(seed), pool=TrainingPairPool(4, seed=0)
+        )
 
     a, b, c = run(1), run(1), run(2)
     assert a.lq.shape == (2, 3, 8, 8) and a.gt.shape == a.gt_usm.shape == (2, 3, 32, 32)
@@ -97,7 +104,9 @@ def test_synthesize_batch_shapes_levels_and_determinism() -> None:
     assert torch.equal(a.lq, torch.round(a.lq * 255) / 255)  # 8-bit levels
     assert not torch.equal(a.gt, a.gt_usm)  # Real-ESRGAN: sharpened targets recomputed after the pool
     # The GT crop is one of the input's 32x32 windows at a multiple of 4 (aligned with the LQ crop).
-    hits = [(t, l) for t in range(0, 33, 4) for l in range(0, 33, 4) if torch.equal(a.gt, gt[..., t:t + 32, l:l + 32])]
+    hits = [
+        (t, l) for t in range(0, 33, 4) for l in range(0, 33, 4) if torch.equal(a.gt, gt[..., t : t + 32, l : l + 32])
+    ]
     assert len(hits) == 1
     esrnet = run(1, gan=False, sharpen_gt_first=True)
     assert esrnet.gt is esrnet.gt_usm and not torch.equal(esrnet.gt, a.gt)  # Real-ESRNet: the GT itself is sharpened

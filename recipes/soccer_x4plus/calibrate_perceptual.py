@@ -86,16 +86,26 @@ def main(argv: list[str] | None = None) -> int:
 
     g = load_model(args.model).net.eval()
     train = args.data / "train"
-    dataset = HRImageDataset(train / "meta_info.txt", train, crop_pad_size=args.crop_pad, use_hflip=True,
-                             use_rot=False, seed=args.seed)
-    vgg16 = PerceptualLoss(build_vgg(tuple(VGG16_LAYER_WEIGHTS), weights=args.vgg16, allow_random=False,
-                                     vgg_type="vgg16"), VGG16_LAYER_WEIGHTS, 1.0)
+    dataset = HRImageDataset(
+        train / "meta_info.txt", train, crop_pad_size=args.crop_pad, use_hflip=True, use_rot=False, seed=args.seed
+    )
+    vgg16 = PerceptualLoss(
+        build_vgg(tuple(VGG16_LAYER_WEIGHTS), weights=args.vgg16, allow_random=False, vgg_type="vgg16"),
+        VGG16_LAYER_WEIGHTS,
+        1.0,
+    )
     # The same Oxford net made exactly homogeneous in the input scale (biases / S_IN), on input / S_IN.
-    vgg16_scaled = PerceptualLoss(build_vgg(tuple(VGG16_LAYER_WEIGHTS), weights=args.vgg16, allow_random=False,
-                                            vgg_type="vgg16"), VGG16_LAYER_WEIGHTS, 1.0)
+    vgg16_scaled = PerceptualLoss(
+        build_vgg(tuple(VGG16_LAYER_WEIGHTS), weights=args.vgg16, allow_random=False, vgg_type="vgg16"),
+        VGG16_LAYER_WEIGHTS,
+        1.0,
+    )
     vgg16_scaled.vgg.std.mul_(S_IN)
-    vgg16_nobias = PerceptualLoss(build_vgg(tuple(VGG16_LAYER_WEIGHTS), weights=args.vgg16, allow_random=False,
-                                            vgg_type="vgg16"), VGG16_LAYER_WEIGHTS, 1.0)
+    vgg16_nobias = PerceptualLoss(
+        build_vgg(tuple(VGG16_LAYER_WEIGHTS), weights=args.vgg16, allow_random=False, vgg_type="vgg16"),
+        VGG16_LAYER_WEIGHTS,
+        1.0,
+    )
     vgg16_nobias.vgg.std.mul_(S_IN)
     for m in vgg16_scaled.vgg.features:
         if isinstance(m, torch.nn.Conv2d):
@@ -108,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     order = torch.randperm(len(dataset), generator=generator).tolist()
     for b in range(args.batches):
-        items = [dataset[i]["gt"] for i in order[b * args.batch:(b + 1) * args.batch]]
+        items = [dataset[i]["gt"] for i in order[b * args.batch : (b + 1) * args.batch]]
         gt = torch.stack([t if torch.is_tensor(t) else torch.from_numpy(t) for t in items])
         with torch.no_grad():
             sharp = usm_sharp(gt)
@@ -122,9 +132,16 @@ def main(argv: list[str] | None = None) -> int:
         _, nobias_grad = grad_norm(vgg16_nobias, sr, target)
         r19 = statistics.mean(grad_norm(p, sr, target)[1] for p in random19)
         r16 = statistics.mean(grad_norm(p, sr, target)[1] for p in random16)
-        row = {"l1": l1_value, "l1_grad": l1_grad, "p16": p16_value, "p16_grad": p16_grad,
-               "p16_homogeneous_grad": scaled_grad, "p16_small_input_grad": nobias_grad,
-               "random19_grad": r19, "random16_grad": r16}
+        row = {
+            "l1": l1_value,
+            "l1_grad": l1_grad,
+            "p16": p16_value,
+            "p16_grad": p16_grad,
+            "p16_homogeneous_grad": scaled_grad,
+            "p16_small_input_grad": nobias_grad,
+            "random19_grad": r19,
+            "random16_grad": r16,
+        }
         rows.append(row)
         print(f"batch {b}: " + "  ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
 
@@ -135,9 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     structure = mean["random19_grad"] / mean["random16_grad"]
     weight = structure / S_IN
     result = {
-        "mean": mean, "s_in": S_IN, "ratio_vgg16_caffe_to_l1": ratio16,
-        "check_homogeneous_scale": homogeneous, "input_scale_effect_with_biases": bias_effect,
-        "structure_vgg19_over_vgg16": structure, "chosen_weight": weight,
+        "mean": mean,
+        "s_in": S_IN,
+        "ratio_vgg16_caffe_to_l1": ratio16,
+        "check_homogeneous_scale": homogeneous,
+        "input_scale_effect_with_biases": bias_effect,
+        "structure_vgg19_over_vgg16": structure,
+        "chosen_weight": weight,
         "estimated_official_ratio": ratio16 * weight,
         "loss_ratio_at_chosen_weight": mean["p16"] * weight / mean["l1"],
     }

@@ -51,8 +51,13 @@ def pack(model_file: Path, out: Path) -> None:
     parts = [data[i : i + PART_BYTES] for i in range(0, len(data), PART_BYTES)]
     for i, part in enumerate(parts):
         (out / f"{NAME}.part{i}").write_bytes(part)
-    manifest = {"file": NAME, "bytes": len(data), "sha256": _sha256(data), "source": str(model_file),
-                "parts": [{"name": f"{NAME}.part{i}", "sha256": _sha256(p)} for i, p in enumerate(parts)]}
+    manifest = {
+        "file": NAME,
+        "bytes": len(data),
+        "sha256": _sha256(data),
+        "source": str(model_file),
+        "parts": [{"name": f"{NAME}.part{i}", "sha256": _sha256(p)} for i, p in enumerate(parts)],
+    }
     (out / "pack.json").write_text(json.dumps(manifest, indent=2))
     print(f"packed {model_file} -> {len(parts)} parts, {len(data)} bytes, sha256 {manifest['sha256']}")
 

@@ -61,11 +61,17 @@ def checks(reports: list[dict], candidate: str, stock: str, previous: str | None
         diff = m[metric][candidate] - m[metric][stock]
         out.append({"check": f"{metric} - {stock} >= +{margin}", "value": diff, "pass": diff >= margin})
     niqe = m["niqe"]
-    out.append({"check": f"niqe <= {stock}'s", "value": niqe[candidate] - niqe[stock],
-                "pass": niqe[candidate] <= niqe[stock]})
+    out.append(
+        {"check": f"niqe <= {stock}'s", "value": niqe[candidate] - niqe[stock], "pass": niqe[candidate] <= niqe[stock]}
+    )
     if previous is not None:
-        out.append({"check": f"niqe < {previous}'s", "value": niqe[candidate] - niqe[previous],
-                    "pass": niqe[candidate] < niqe[previous]})
+        out.append(
+            {
+                "check": f"niqe < {previous}'s",
+                "value": niqe[candidate] - niqe[previous],
+                "pass": niqe[candidate] < niqe[previous],
+            }
+        )
     return out
 
 

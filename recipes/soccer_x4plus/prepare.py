@@ -99,8 +99,11 @@ def collect(shared: Path, out: Path, max_train: int | None, clip_frames: int) ->
     # The tiny crops, for the CUDA test cases on a GPU machine (SOCCERSR_SHARED_DATA points here).
     shutil.copytree(shared / "tiny", out / "sources" / "shared" / "tiny", dirs_exist_ok=True)
     games = {name: sorted({game_id(p) for p in paths}) for name, paths in split.items()}
-    print("collected: " + ", ".join(f"{k} {len(v)} frames from games {games[k]}" for k, v in split.items())
-          + f"; {clips} wide-angle clip frames for training")
+    print(
+        "collected: "
+        + ", ".join(f"{k} {len(v)} frames from games {games[k]}" for k, v in split.items())
+        + f"; {clips} wide-angle clip frames for training"
+    )
 
 
 def _collect_clip_frames(clip_dir: Path, dst: Path, per_clip: int) -> int:
@@ -158,7 +161,9 @@ def _multiscale(src: Path, dst: Path) -> int:
         image = _read_rgb(path)
         h, w = image.shape[:2]
         for factor in MULTISCALE_FACTORS:
-            _write_png(dst / f"{path.stem}_x{factor:g}.png", lanczos_resize(image, round(w * factor), round(h * factor)))
+            _write_png(
+                dst / f"{path.stem}_x{factor:g}.png", lanczos_resize(image, round(w * factor), round(h * factor))
+            )
             count += 1
     return count
 
@@ -196,8 +201,10 @@ def build(out: Path, workers: int, multiscale: bool = True) -> None:
     def count(folder: Path) -> int:
         return len(list_images(folder)) if folder.is_dir() else 0
 
-    print(f"built: {len(lines)} training crops ({report}), "
-          f"{count(out / 'val' / 'hr')} validation frames, {count(out / 'eval' / 'hr')} evaluation frames")
+    print(
+        f"built: {len(lines)} training crops ({report}), "
+        f"{count(out / 'val' / 'hr')} validation frames, {count(out / 'eval' / 'hr')} evaluation frames"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,15 +213,27 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("collect", help="copy the source JPEGs of each split (needs ../shared)")
     c.add_argument("--shared", type=Path, required=True, help="the shared soccer-hr folder")
     c.add_argument("-o", "--out", type=Path, required=True)
-    c.add_argument("--max-train", type=int, default=None,
-                   help="cap on training frames (default: all; 80 fits a 64 MiB carry to a GPU machine, v1 used 80)")
-    c.add_argument("--clip-frames", type=int, default=5,
-                   help="frames from each wide-angle clip, 0 for none (default 5; 2 fits the carry, v1 used 2)")
+    c.add_argument(
+        "--max-train",
+        type=int,
+        default=None,
+        help="cap on training frames (default: all; 80 fits a 64 MiB carry to a GPU machine, v1 used 80)",
+    )
+    c.add_argument(
+        "--clip-frames",
+        type=int,
+        default=5,
+        help="frames from each wide-angle clip, 0 for none (default 5; 2 fits the carry, v1 used 2)",
+    )
     b = sub.add_parser("build", help="downscale, crop, write meta info and validation LQ")
     b.add_argument("-o", "--out", type=Path, required=True)
     b.add_argument("--workers", type=int, default=2)
-    b.add_argument("--no-multiscale", dest="multiscale", action="store_false",
-                   help="no x0.5 / x0.25 copies of the training frames (v1's set)")
+    b.add_argument(
+        "--no-multiscale",
+        dest="multiscale",
+        action="store_false",
+        help="no x0.5 / x0.25 copies of the training frames (v1's set)",
+    )
     args = parser.parse_args(argv)
     if args.step == "collect":
         collect(args.shared, args.out, args.max_train, args.clip_frames)

@@ -84,8 +84,7 @@ def config_dataclass(cls: type[T]) -> type[T]:
     return cls
 
 
-def parse(cls: type[T], raw: Any, *, key_path: Callable[[Loc], Loc] = tuple,
-          unused_keys: Collection[str] = ()) -> T:
+def parse(cls: type[T], raw: Any, *, key_path: Callable[[Loc], Loc] = tuple, unused_keys: Collection[str] = ()) -> T:
     """Validate plain data into ``cls``. ``key_path`` maps a location in ``cls`` to the key the user
     wrote (the reverse of a layout translation); an unknown key in ``unused_keys`` is named as such."""
     try:
@@ -110,7 +109,8 @@ def describe(error: ValidationError, key_path: Callable[[Loc], Loc] = tuple, unu
     if tag is not None:  # "auto" or a value: pydantic adds the union member to the path; list every choice instead
         loc = loc[: len(loc) - len(first["loc"]) + tag]
         message = "Input should be " + " or ".join(
-            e["msg"].removeprefix("Input should be ") for e in errors if e["loc"][:tag] == first["loc"][:tag])
+            e["msg"].removeprefix("Input should be ") for e in errors if e["loc"][:tag] == first["loc"][:tag]
+        )
     if isinstance(cause, Invalid):
         loc, reason = (*loc, *cause.key.split(".")), cause.reason
     elif isinstance(cause, Exception):

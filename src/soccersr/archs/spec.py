@@ -12,8 +12,9 @@ layer turns that into its own ``WeightsError`` (this package sits below it and c
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn

@@ -131,13 +131,9 @@ def run_on_ray(
         if on_outcome is not None:
             on_outcome(outcome)
 
-    pending = []
-    for job in plan.jobs:
-        found = _finished_output(job, options, manifest, plan.inputs)
-        if found is None:
-            pending.append(job)
-        else:
-            finish(Outcome(job.source, "skipped", found))
+    pending, finished = _split_finished(plan.jobs, options, manifest, plan.inputs)
+    for outcome in finished:
+        finish(outcome)
     try:
         if pending:
             _run_pipeline(pending, plan.inputs, _shared_model(model), engine, options, cluster, finish, manifest)
@@ -149,6 +145,20 @@ def run_on_ray(
         except OSError as error:
             logger.error("%s: cannot write the manifest (%s)", manifest.path, error.strerror or error)
     return tally.freeze(time.perf_counter() - start)
+
+
+def _split_finished(
+    jobs: Sequence[Job], options: BatchOptions, manifest: Manifest, inputs: frozenset[Path]
+) -> tuple[list[Job], list[Outcome]]:
+    """The jobs still to run, and a "skipped" outcome for each one already finished."""
+    pending, finished = [], []
+    for job in jobs:
+        found = _finished_output(job, options, manifest, inputs)
+        if found is None:
+            pending.append(job)
+        else:
+            finished.append(Outcome(job.source, "skipped", found))
+    return pending, finished
 
 
 def _finished_output(job: Job, options: BatchOptions, manifest: Manifest, inputs: frozenset[Path]) -> Path | None:
@@ -227,7 +237,7 @@ def _run_pipeline(
             num_gpus=cluster.gpus_per_worker,
             max_restarts=-1,
             max_task_retries=MAX_ATTEMPTS - 1,
-            )
+        )
         seen: set[Path] = set()
         disable = None if options.progress else True  # tqdm: None = show on a terminal only
         with tqdm(total=len(pending), unit="img", desc="upscale", disable=disable) as bar:
@@ -297,7 +307,7 @@ def _ray_data_settings(*, quiet: bool) -> Iterator[None]:
         yield
     finally:
         context.enable_progress_bars, context.max_errored_blocks = saved
-        for handler, level in zip(consoles, levels):
+        for handler, level in zip(consoles, levels, strict=True):
             handler.setLevel(level)
 
 

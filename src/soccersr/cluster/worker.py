@@ -74,7 +74,7 @@ class UpscaleWorker:
     def __call__(self, batch: Mapping[str, Sequence[str]]) -> dict[str, list]:
         outcomes = [
             self._one(Job(Path(source), Path(relative)), frozenset(map(Path, json.loads(protected))))
-            for source, relative, protected in zip(batch["source"], batch["relative"], batch["protected"])
+            for source, relative, protected in zip(batch["source"], batch["relative"], batch["protected"], strict=True)
         ]
         return {
             "source": [str(o.source) for o in outcomes],

@@ -26,7 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="add a last window flush with the border only when more than this many pixels are left (default 0)",
     )
     parser.add_argument("--compression-level", type=int, default=3, metavar="N", help="PNG compression 0-9 (default 3)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes (default: CPUs, at most 8)")
+    parser.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="worker processes (default: CPUs, at most 8)"
+    )
     parser.add_argument(
         "--multiscale",
         action="store_true",

@@ -105,8 +105,9 @@ def _degrade_one(args: argparse.Namespace, cfg: DegradationConfig, rel: Path, ta
     return None
 
 
-def _run_jobs(jobs: list[tuple[Path, Path]], work: Callable[[tuple[Path, Path]], str | None], workers: int,
-              prog: str) -> tuple[int, int]:
+def _run_jobs(
+    jobs: list[tuple[Path, Path]], work: Callable[[tuple[Path, Path]], str | None], workers: int, prog: str
+) -> tuple[int, int]:
     """Run ``work`` over ``jobs`` on ``workers`` threads behind a progress bar; (written, failed)."""
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm

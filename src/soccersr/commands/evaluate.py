@@ -1,8 +1,8 @@
 """`soccersr eval`: compare models on held-out images (PSNR, SSIM, NIQE, sheets).
 
-    soccersr eval --model soccer-x4plus --model my-finetune.pth --hr held-out/ --boxes labels/ --niqe-params niqe.npz
-    soccersr eval --model x4plus --lq real-photos/              # no ground truth: NIQE and time only
-    soccersr eval fit-niqe sharp-frames/ -o niqe.npz            # the NIQE pristine model
+soccersr eval --model soccer-x4plus --model my-finetune.pth --hr held-out/ --boxes labels/ --niqe-params niqe.npz
+soccersr eval --model x4plus --lq real-photos/              # no ground truth: NIQE and time only
+soccersr eval fit-niqe sharp-frames/ -o niqe.npz            # the NIQE pristine model
 """
 
 from __future__ import annotations
@@ -42,37 +42,84 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Subcommand: 'soccersr eval fit-niqe DIR -o PARAMS.npz' fits the NIQE model."
         ),
     )
-    parser.add_argument("--model", "-m", dest="models", action="append", metavar="NAME_OR_FILE",
-                        help="built-in model name or weights file; repeat to compare models")
+    parser.add_argument(
+        "--model",
+        "-m",
+        dest="models",
+        action="append",
+        metavar="NAME_OR_FILE",
+        help="built-in model name or weights file; repeat to compare models",
+    )
     parser.add_argument("--hr", type=Path, metavar="DIR", help="ground-truth images (enables PSNR/SSIM)")
-    parser.add_argument("--lq", type=Path, metavar="DIR",
-                        help="low-resolution inputs, same stems as the HR; default: synthesised from the HR")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="degradation seed for synthesised LQ (default 0); per image as in soccersr degrade")
-    parser.add_argument("--degradation", choices=("training", "web"), default="training",
-                        help="how synthesised LQ are made: training (the Real-ESRGAN training degradation, the default) "
-                        "or web (Gaussian blur sigma 0.6-1.4, bicubic x1/4, JPEG quality 55-85: like web thumbnails)")
-    parser.add_argument("--boxes", type=Path, metavar="DIR",
-                        help="YOLO box files 'class cx cy w h' (0 ball, 1 goalkeeper, 2 player, 3 referee), same stems")
-    parser.add_argument("--box-enlarge", type=float, default=0.10, metavar="F", help="grow each box by F (default 0.10)")
-    parser.add_argument("--report", "-o", type=Path, default=Path("eval-report"), metavar="OUT",
-                        help="report folder (default ./eval-report)")
-    parser.add_argument("--niqe-params", type=Path, metavar="FILE", help="NIQE params (.npz from fit-niqe); none: no NIQE")
+    parser.add_argument(
+        "--lq",
+        type=Path,
+        metavar="DIR",
+        help="low-resolution inputs, same stems as the HR; default: synthesised from the HR",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="degradation seed for synthesised LQ (default 0); per image as in soccersr degrade",
+    )
+    parser.add_argument(
+        "--degradation",
+        choices=("training", "web"),
+        default="training",
+        help="how synthesised LQ are made: training (the Real-ESRGAN training degradation, the default) "
+        "or web (Gaussian blur sigma 0.6-1.4, bicubic x1/4, JPEG quality 55-85: like web thumbnails)",
+    )
+    parser.add_argument(
+        "--boxes",
+        type=Path,
+        metavar="DIR",
+        help="YOLO box files 'class cx cy w h' (0 ball, 1 goalkeeper, 2 player, 3 referee), same stems",
+    )
+    parser.add_argument(
+        "--box-enlarge", type=float, default=0.10, metavar="F", help="grow each box by F (default 0.10)"
+    )
+    parser.add_argument(
+        "--report",
+        "-o",
+        type=Path,
+        default=Path("eval-report"),
+        metavar="OUT",
+        help="report folder (default ./eval-report)",
+    )
+    parser.add_argument(
+        "--niqe-params", type=Path, metavar="FILE", help="NIQE params (.npz from fit-niqe); none: no NIQE"
+    )
     add_engine_arguments(parser)
-    parser.add_argument("--crops", type=_crop, nargs="+", default=[], metavar="X,Y,W,H",
-                        help="sheet crops on the output grid (default: players from --boxes, else the most detailed regions)")
-    parser.add_argument("--no-sheets", dest="sheets", action="store_false", help="skip the comparison sheets and index.html")
+    parser.add_argument(
+        "--crops",
+        type=_crop,
+        nargs="+",
+        default=[],
+        metavar="X,Y,W,H",
+        help="sheet crops on the output grid (default: players from --boxes, else the most detailed regions)",
+    )
+    parser.add_argument(
+        "--no-sheets", dest="sheets", action="store_false", help="skip the comparison sheets and index.html"
+    )
     parser.add_argument("--save-outputs", action="store_true", help="also write every model's output PNGs")
     parser.set_defaults(func=run)
 
     sub = parser.add_subparsers(dest="eval_command", metavar="{fit-niqe}")
-    fit = sub.add_parser("fit-niqe", help="fit the NIQE pristine model on a folder of sharp, clean images",
-                         description="Fit NIQE's pristine multivariate Gaussian on the sharpest patches of each image.")
+    fit = sub.add_parser(
+        "fit-niqe",
+        help="fit the NIQE pristine model on a folder of sharp, clean images",
+        description="Fit NIQE's pristine multivariate Gaussian on the sharpest patches of each image.",
+    )
     fit.add_argument("folder", type=Path, help="folder of sharp images (e.g. HR soccer frames)")
     fit.add_argument("-o", "--output", type=Path, required=True, metavar="PARAMS.npz")
     fit.add_argument("--patch-size", type=int, default=96, help="patch side (default 96, as published)")
-    fit.add_argument("--sharpness", type=float, default=0.75,
-                     help="keep patches sharper than this fraction of each image's sharpest (default 0.75)")
+    fit.add_argument(
+        "--sharpness",
+        type=float,
+        default=0.75,
+        help="keep patches sharper than this fraction of each image's sharpest (default 0.75)",
+    )
     fit.add_argument("--max-images", type=int, default=None, help="use at most this many images (sorted by name)")
     fit.set_defaults(func=run_fit_niqe)
 
@@ -164,8 +211,12 @@ def run_fit_niqe(args: argparse.Namespace) -> int:
             yield path.name, rgb
 
     try:
-        model = fit_niqe(images(), patch_size=args.patch_size, sharpness_threshold=args.sharpness,
-                         info={"source": str(folder.resolve())})
+        model = fit_niqe(
+            images(),
+            patch_size=args.patch_size,
+            sharpness_threshold=args.sharpness,
+            info={"source": str(folder.resolve())},
+        )
     except NiqeError as exc:
         print(f"soccersr eval fit-niqe: error: {exc}", file=sys.stderr)
         return 2

@@ -24,16 +24,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Export a model to ONNX (checked against PyTorch before writing) or safetensors.",
     )
     parser.add_argument(
-        "-m", "--model", default=None, metavar="NAME_OR_PATH",
+        "-m",
+        "--model",
+        default=None,
+        metavar="NAME_OR_PATH",
         help="built-in model name or weights file (.pth/.safetensors/.pdparams); default: soccer-x4plus",
     )
     parser.add_argument(
-        "-f", "--format", choices=sorted(set(FORMATS.values())), default=None,
+        "-f",
+        "--format",
+        choices=sorted(set(FORMATS.values())),
+        default=None,
         help="output format; default: from the output file's suffix",
     )
-    parser.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="output file (replaced atomically)")
     parser.add_argument(
-        "--fp16", action="store_true",
+        "-o", "--output", required=True, type=Path, metavar="FILE", help="output file (replaced atomically)"
+    )
+    parser.add_argument(
+        "--fp16",
+        action="store_true",
         help="float16 weights (ONNX: float16 arithmetic behind float32 input/output; safetensors: float16 tensors)",
     )
     parser.add_argument("--opset", type=int, default=None, metavar="N", help="ONNX opset, 13..20 (default 17)")

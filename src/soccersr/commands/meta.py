@@ -25,9 +25,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     # --meta_info is the spelling of the official and the earlier Paddle scripts.
     parser.add_argument(
-        "--meta-info", "--meta_info", dest="meta_info", type=Path, required=True, metavar="FILE", help="the file to write"
+        "--meta-info",
+        "--meta_info",
+        dest="meta_info",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the file to write",
     )
-    parser.add_argument("--check", action="store_true", help="decode every image; unreadable ones are reported and left out")
+    parser.add_argument(
+        "--check", action="store_true", help="decode every image; unreadable ones are reported and left out"
+    )
     parser.set_defaults(func=run)
 
 

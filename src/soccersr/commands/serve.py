@@ -49,8 +49,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Serve a web page where photos are dropped, upscaled in the background and compared "
         "before/after, plus the JSON API behind it (documented at /docs). Needs: pip install 'soccersr[serve]'.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=defaults.DEFAULT_PORT, help=f"port (default {defaults.DEFAULT_PORT})")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=defaults.DEFAULT_PORT, help=f"port (default {defaults.DEFAULT_PORT})"
+    )
     parser.add_argument(
         "-m", "--model", default=None, help="default model: built-in name or weights file (default: soccer-x4plus)"
     )
@@ -59,7 +63,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--token", default=None, help=f"require 'Authorization: Bearer TOKEN' on the API (or set ${TOKEN_ENV})"
     )
     auth.add_argument(
-        "--no-auth", action="store_true", help="serve a non-local --host without a token (anyone on the network may use it)"
+        "--no-auth",
+        action="store_true",
+        help="serve a non-local --host without a token (anyone on the network may use it)",
     )
     parser.add_argument(
         "--max-upload-mb",
@@ -74,7 +80,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="refuse photos above this many pixels, e.g. 40M (default, as soccersr upscale); 0 for no limit",
     )
     parser.add_argument(
-        "--jobs-dir", type=Path, default=None, help="where jobs are kept (default: serve-jobs in the soccersr cache folder)"
+        "--jobs-dir",
+        type=Path,
+        default=None,
+        help="where jobs are kept (default: serve-jobs in the soccersr cache folder)",
     )
     parser.add_argument(
         "--keep-hours",

@@ -18,13 +18,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "on-the-fly second-order degradation. Writes checkpoints, logs and the resolved config to "
         "experiments_root/name. Example configs: configs/finetune_soccer_x4plus.yml, configs/train_realesrnet_x4plus.yml.",
     )
-    parser.add_argument("--config", required=True, metavar="FILE.yml", help="training config (BasicSR / Real-ESRGAN keys)")
+    parser.add_argument(
+        "--config", required=True, metavar="FILE.yml", help="training config (BasicSR / Real-ESRGAN keys)"
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", metavar="PATH", help="continue from this training state (<iter>.state)")
-    group.add_argument("--auto-resume", action="store_true",
-                       help="continue from the newest training state of this experiment, if any")
-    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. -o train.total_iter=1000 (value read as YAML; repeatable)")
+    group.add_argument(
+        "--auto-resume", action="store_true", help="continue from the newest training state of this experiment, if any"
+    )
+    parser.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. -o train.total_iter=1000 (value read as YAML; repeatable)",
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default auto)")
     parser.set_defaults(func=run)
 

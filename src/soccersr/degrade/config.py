@@ -9,8 +9,9 @@ reads the official flat key layout with it, and errors name the key the user wro
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import field
-from typing import Annotated, Any, Literal, Mapping, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field
 
@@ -64,15 +65,28 @@ class StageConfig:
 
     def __post_init__(self) -> None:
         require(len(self.kernel_list) > 0, "kernel_list", "must name at least one kernel")
-        require(len(set(self.kernel_list)) == len(self.kernel_list), "kernel_list",
-                f"names must be unique, got {list(self.kernel_list)}")
-        require(len(self.kernel_prob) == len(self.kernel_list), "kernel_prob",
-                f"expected {len(self.kernel_list)} probabilities (one per kernel_list name), got {len(self.kernel_prob)}")
+        require(
+            len(set(self.kernel_list)) == len(self.kernel_list),
+            "kernel_list",
+            f"names must be unique, got {list(self.kernel_list)}",
+        )
+        require(
+            len(self.kernel_prob) == len(self.kernel_list),
+            "kernel_prob",
+            f"expected {len(self.kernel_list)} probabilities (one per kernel_list name), got {len(self.kernel_prob)}",
+        )
         for name in ("kernel_prob", "resize_prob"):
             total = sum(getattr(self, name))
             require(abs(total - 1.0) <= _PROB_TOLERANCE, name, f"probabilities must sum to 1, got {total:.6g}")
-        for name in ("blur_sigma", "betag_range", "betap_range", "resize_range", "noise_range",
-                     "poisson_scale_range", "jpeg_range"):
+        for name in (
+            "blur_sigma",
+            "betag_range",
+            "betap_range",
+            "resize_range",
+            "noise_range",
+            "poisson_scale_range",
+            "jpeg_range",
+        ):
             lo, hi = getattr(self, name)
             require(lo <= hi, name, f"range is not ordered: {lo} > {hi}")
         # Half of the beta draws are below 1 and half above; "up" draws from [1, high], "down" from [low, 1].
@@ -109,8 +123,11 @@ class DegradationConfig:
         k = self.blur_kernel_size
         require(k % 2 == 1, "blur_kernel_size", f"expected a positive odd integer, got {k}")
         lo, hi = self.kernel_range
-        require(lo % 2 == 1 and hi % 2 == 1 and lo <= hi <= k, "kernel_range",
-                f"expected odd low <= high <= blur_kernel_size ({k}), got [{lo}, {hi}]")
+        require(
+            lo % 2 == 1 and hi % 2 == 1 and lo <= hi <= k,
+            "kernel_range",
+            f"expected odd low <= high <= blur_kernel_size ({k}), got [{lo}, {hi}]",
+        )
 
     @property
     def kernel_sizes(self) -> tuple[int, ...]:
@@ -154,8 +171,11 @@ def nest_flat_keys(mapping: Mapping[str, Any]) -> dict[str, Any]:
         elif key != "blur_kernel_size2":
             out[key] = value  # a top-level field, or an unknown key the schema reports
     size = mapping.get("blur_kernel_size", 21)
-    require(mapping.get("blur_kernel_size2", size) == size, "blur_kernel_size2",
-            f"must equal blur_kernel_size ({size}), got {mapping.get('blur_kernel_size2')!r}")
+    require(
+        mapping.get("blur_kernel_size2", size) == size,
+        "blur_kernel_size2",
+        f"must equal blur_kernel_size ({size}), got {mapping.get('blur_kernel_size2')!r}",
+    )
     return out
 
 

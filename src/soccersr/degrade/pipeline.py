@@ -125,7 +125,9 @@ class DegradationParams:
 
         def stage(s: StageParams) -> dict[str, Any]:
             return {
-                "kernel": [KERNEL_TYPES[int(i)] if bool(b) else "none" for i, b in zip(s.kernel_type, s.blurred, strict=True)],
+                "kernel": [
+                    KERNEL_TYPES[int(i)] if bool(b) else "none" for i, b in zip(s.kernel_type, s.blurred, strict=True)
+                ],
                 "kernel_size": s.kernel_size.tolist(),
                 "resize": {"direction": s.resize.direction, "scale": s.resize.scale, "mode": s.resize.mode},
                 "noise": ["gaussian" if bool(g) else "poisson" for g in s.noise.gaussian],

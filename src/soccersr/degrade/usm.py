@@ -38,4 +38,3 @@ def usm_sharp(img: Tensor, weight: float = 0.5, radius: int = 50, threshold: flo
     soft_mask = filter2d_separable(mask, kernel)
     sharp = torch.clamp(img + weight * residual, 0, 1)
     return soft_mask * sharp + (1 - soft_mask) * img
-

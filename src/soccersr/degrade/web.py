@@ -60,8 +60,9 @@ def web_degrade_image(hr: np.ndarray, *, scale: int = 4, seed: int) -> np.ndarra
     x = np.ascontiguousarray(hr[:h, :w], dtype=np.float32)
     # Kernel 2 * ceil(3 sigma) + 1 taps (0 lets OpenCV pick ~8 sigma); reflected borders.
     radius = int(np.ceil(3 * sigma))
-    x = cv2.GaussianBlur(x, (2 * radius + 1, 2 * radius + 1), sigmaX=sigma, sigmaY=sigma,
-                         borderType=cv2.BORDER_REFLECT_101)
+    x = cv2.GaussianBlur(
+        x, (2 * radius + 1, 2 * radius + 1), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101
+    )
     x = cv2.resize(x, (w // scale, h // scale), interpolation=cv2.INTER_CUBIC)
     bgr = cv2.cvtColor(np.clip(np.rint(x * 255), 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
     ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])

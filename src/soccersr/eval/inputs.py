@@ -30,7 +30,6 @@ from soccersr.io.listing import IMAGE_SUFFIXES, list_images
 log = logging.getLogger(__name__)
 
 
-
 class EvalError(UsageError, ValueError):
     """A bad evaluation setup or input (folders, models, sizes); the message names the cause."""
 
@@ -73,7 +72,9 @@ def _list_images(folder: Path) -> dict[str, Path]:
     by_stem: dict[str, Path] = {}
     for path in files:
         if path.stem in by_stem:
-            raise EvalError(f"{folder}: two images share the stem {path.stem!r} ({by_stem[path.stem].name}, {path.name})")
+            raise EvalError(
+                f"{folder}: two images share the stem {path.stem!r} ({by_stem[path.stem].name}, {path.name})"
+            )
         by_stem[path.stem] = path
     if not by_stem:
         raise EvalError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -147,8 +148,13 @@ class LqCache:
 def _degradation_digest(scale: int, kind: str = "training") -> str:
     """A short hash of the degradation and its default settings (a changed default invalidates the cache)."""
     if kind == "web":
-        settings: dict[str, Any] = {"kind": kind, "scale": scale, "blur_sigma": WEB_BLUR_SIGMA,
-                                    "jpeg_quality": WEB_JPEG_QUALITY, "resize": "bicubic"}
+        settings: dict[str, Any] = {
+            "kind": kind,
+            "scale": scale,
+            "blur_sigma": WEB_BLUR_SIGMA,
+            "jpeg_quality": WEB_JPEG_QUALITY,
+            "resize": "bicubic",
+        }
     else:
         settings = asdict(DegradationConfig(scale=scale))  # the training kind keeps its earlier digest
     text = json.dumps(settings, sort_keys=True, default=str)

@@ -252,7 +252,9 @@ def markdown_summary(
     lines += [f"- {line}" for line in context_lines]
     lines += ["", "## Means", ""]
     arrows = {True: "↑", False: "↓"}
-    header = ["model"] + [f"{METRIC_BY_KEY[s.metric].label} ({arrows[METRIC_BY_KEY[s.metric].higher_is_better]})" for s in summaries]
+    header = ["model"] + [
+        f"{METRIC_BY_KEY[s.metric].label} ({arrows[METRIC_BY_KEY[s.metric].higher_is_better]})" for s in summaries
+    ]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for model in models:
@@ -262,7 +264,9 @@ def markdown_summary(
             cells.append(f"**{cell}**" if s.winner == model and len(models) > 1 else cell)
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     for name, values in (reference_rows or {}).items():
-        cells = [fmt(s.metric, values.get(s.metric, math.nan), unit=True) if s.metric in values else "" for s in summaries]
+        cells = [
+            fmt(s.metric, values.get(s.metric, math.nan), unit=True) if s.metric in values else "" for s in summaries
+        ]
         lines.append(f"| *{name}* | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Means are over the images where every model has a value (count in the next table).")

@@ -361,7 +361,9 @@ def _choose_crops(given: Sequence[tuple[int, int, int, int]], inputs: ImageInput
     if inputs.boxes:
         return crops_from_boxes(inputs.boxes, out_w, out_h, count=3, min_side=16 * inputs.scale)
     # Neutral ground for "most detailed": the HR, or the LR enlarged (not any model's output).
-    reference = inputs.hr if inputs.hr is not None else cv2.resize(inputs.lq, (out_w, out_h), interpolation=cv2.INTER_CUBIC)
+    reference = (
+        inputs.hr if inputs.hr is not None else cv2.resize(inputs.lq, (out_w, out_h), interpolation=cv2.INTER_CUBIC)
+    )
     return detail_crops(reference, count=3, side=24 * inputs.scale)
 
 
@@ -417,7 +419,9 @@ def _index_row(record: Mapping[str, Any], labels: Sequence[str]) -> IndexRow:
     cells: dict[str, dict[str, str]] = {}
     best: dict[str, str] = {}
     for metric in report.METRICS:
-        values = {lbl: float(record["results"][lbl][metric.key]) for lbl in labels if metric.key in record["results"][lbl]}
+        values = {
+            lbl: float(record["results"][lbl][metric.key]) for lbl in labels if metric.key in record["results"][lbl]
+        }
         for lbl, v in values.items():
             cells.setdefault(lbl, {})[metric.label] = report.fmt(metric, v)
         finite = {k: v for k, v in values.items() if not math.isnan(v)}
@@ -512,9 +516,11 @@ def _config_json(cfg: EvalConfig, scale: int) -> dict[str, Any]:
 
 def _degradation_json(kind: str) -> dict[str, Any]:
     if kind == "web":
-        config: dict[str, Any] = {"blur": f"Gaussian, sigma uniform in {list(WEB_BLUR_SIGMA)}",
-                                  "resize": "bicubic (OpenCV INTER_CUBIC) x1/scale",
-                                  "jpeg_quality": f"uniform integer in {list(WEB_JPEG_QUALITY)} (OpenCV)"}
+        config: dict[str, Any] = {
+            "blur": f"Gaussian, sigma uniform in {list(WEB_BLUR_SIGMA)}",
+            "resize": "bicubic (OpenCV INTER_CUBIC) x1/scale",
+            "jpeg_quality": f"uniform integer in {list(WEB_JPEG_QUALITY)} (OpenCV)",
+        }
     else:
         config = dataclasses.asdict(DegradationConfig())
     return {
@@ -537,7 +543,12 @@ def _niqe_json(cfg: EvalConfig, model: NiqeModel | None) -> dict[str, Any]:
 
 
 def _context_lines(
-    cfg: EvalConfig, n_jobs: int, n_done: int, failed: Sequence[Mapping[str, str]], scale: int, niqe_json: Mapping[str, Any]
+    cfg: EvalConfig,
+    n_jobs: int,
+    n_done: int,
+    failed: Sequence[Mapping[str, str]],
+    scale: int,
+    niqe_json: Mapping[str, Any],
 ) -> list[str]:
     lines = [f"{n_done} of {n_jobs} images evaluated, x{scale}, soccersr {__version__}"]
     if cfg.hr_dir:
@@ -568,7 +579,13 @@ def _context_lines(
 
 
 def _models_markdown(model_info: Sequence[Mapping[str, Any]]) -> str:
-    lines = ["", "## Models", "", "| label | spec | arch | params | scale | source | sha256 | device |", "|---" * 8 + "|"]
+    lines = [
+        "",
+        "## Models",
+        "",
+        "| label | spec | arch | params | scale | source | sha256 | device |",
+        "|---" * 8 + "|",
+    ]
     for m in model_info:
         lines.append(
             f"| {m['label']} | `{m['spec']}` | {m['arch']} | {m['parameters']:,} | x{m['scale']:g} | {m['source']} | "

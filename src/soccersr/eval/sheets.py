@@ -222,7 +222,10 @@ def make_sheet(
             tiles.append(tile)
         rows.append(_hstack(tiles))
     caption = f"{title}   crops: " + (
-        ", ".join(f"{i + 1}: x{c.x0} y{c.y0} {c.width}x{c.height} (x{z})" for i, (c, z) in enumerate(zip(crops, zooms, strict=True)))
+        ", ".join(
+            f"{i + 1}: x{c.x0} y{c.y0} {c.width}x{c.height} (x{z})"
+            for i, (c, z) in enumerate(zip(crops, zooms, strict=True))
+        )
         or "none"
     )
     body = _vstack(rows)
@@ -263,7 +266,7 @@ def index_html(
         thumb = f'<a href="{link}"><img src="{link}" alt="{esc(row.image, quote=True)}" width="360"></a>'
         body.append(f'<tr><td><a href="{link}">{esc(row.image)}</a><br>{thumb}</td>' + "".join(cells) + "</tr>")
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{esc(title)}</title><style>"
         "body{font-family:sans-serif;margin:1.5em;background:#fafafa}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}"

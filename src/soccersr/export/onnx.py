@@ -230,7 +230,9 @@ def export_onnx(
             f"on inputs {shape_text}; nothing written"
         )
     logger.info("ONNX parity with PyTorch: max abs diff %.3g on %s (tolerance %g)", worst, shape_text, tolerance)
-    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, "parity_max_abs_diff": f"{worst:.3g}"})
+    onnx.helper.set_model_props(
+        proto, {**{p.key: p.value for p in proto.metadata_props}, "parity_max_abs_diff": f"{worst:.3g}"}
+    )
     data = proto.SerializeToString()
 
     write_atomic(path, data)
@@ -243,4 +245,3 @@ def export_onnx(
         probe_shapes=shapes,
         num_bytes=len(data),
     )
-

@@ -79,4 +79,6 @@ def export_safetensors(model: SRModel, path: str | Path, *, fp16: bool = False) 
     data = save(tensors, metadata=safetensors_metadata(model, fp16=fp16))
     write_atomic(path, data)
     logger.info("wrote %d tensors (%s) to %s", len(tensors), "fp16" if fp16 else "fp32", path)
-    return SafetensorsExportResult(path=path, precision="fp16" if fp16 else "fp32", num_tensors=len(tensors), num_bytes=len(data))
+    return SafetensorsExportResult(
+        path=path, precision="fp16" if fp16 else "fp32", num_tensors=len(tensors), num_bytes=len(data)
+    )

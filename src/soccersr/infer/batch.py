@@ -146,41 +146,49 @@ def discover(
     excluded = real_path(exclude) if exclude is not None else None
     jobs: list[Job] = []
     failures: list[Failure] = []
-    seen: set[Path] = set()
-
-    def add(source: Path, relative: Path) -> None:
-        key = real_path(source)
-        if key not in seen:
-            seen.add(key)
-            jobs.append(Job(source, relative))
-
+    seen: set[Path] = set()  # real paths: a file named twice (or through a link) is upscaled once
     for raw in inputs:
-        path = Path(raw)
-        if path.is_dir():
-            files = walk_images(path, recursive=recursive, exclude=excluded)
-            if not files:
-                hint = "" if recursive else " (add --recursive to look in subfolders)"
-                failures.append(Failure(path, f"{path}: no images found in this folder{hint}"))
-            for file in files:
-                add(file, file.relative_to(path))
-        elif path.exists() or path.is_symlink():
-            add(path, Path(path.name))
-        elif glob.has_magic(str(raw)):
-            base = glob_base(str(raw))
-            matches = glob_paths(str(raw), recursive=recursive)
-            if excluded is not None and excluded != real_path(base):
-                # The output folder inside the globbed folder: never read earlier outputs back in.
-                matches = [m for m in matches if not real_path(m).is_relative_to(excluded)]
-            files = [m for m in matches if m.is_file() and is_image_name(m)]
-            for folder in (m for m in matches if m.is_dir()):
-                files += walk_images(folder, recursive=recursive, exclude=excluded)
-            if not files:
-                failures.append(Failure(path, f"{raw}: no image files match"))
-            for file in files:
-                add(file, file.relative_to(base) if file.is_relative_to(base) else Path(file.name))
-        else:
-            failures.append(Failure(path, f"{path}: no such file or folder"))
+        pairs, problem = _expand_input(raw, recursive=recursive, exclude=excluded)
+        if problem is not None:
+            failures.append(Failure(Path(raw), problem))
+        for source, relative in pairs:
+            if real_path(source) not in seen:
+                seen.add(real_path(source))
+                jobs.append(Job(source, relative))
     return jobs, failures
+
+
+def _expand_input(
+    raw: str | Path, *, recursive: bool, exclude: Path | None
+) -> tuple[list[tuple[Path, Path]], str | None]:
+    """(source, output-relative path) of each image one command-line input names, and why it names
+    none (or None)."""
+    path = Path(raw)
+    if path.is_dir():
+        files = walk_images(path, recursive=recursive, exclude=exclude)
+        hint = "" if recursive else " (add --recursive to look in subfolders)"
+        problem = None if files else f"{path}: no images found in this folder{hint}"
+        return [(file, file.relative_to(path)) for file in files], problem
+    if path.exists() or path.is_symlink():
+        return [(path, Path(path.name))], None
+    if not glob.has_magic(str(raw)):
+        return [], f"{path}: no such file or folder"
+    base, files = _glob_images(str(raw), recursive=recursive, exclude=exclude)
+    pairs = [(file, file.relative_to(base) if file.is_relative_to(base) else Path(file.name)) for file in files]
+    return pairs, None if files else f"{raw}: no image files match"
+
+
+def _glob_images(pattern: str, *, recursive: bool, exclude: Path | None) -> tuple[Path, list[Path]]:
+    """The folder a glob starts from, and the image files it matches (folders it matches are walked)."""
+    base = glob_base(pattern)
+    matches = glob_paths(pattern, recursive=recursive)
+    if exclude is not None and exclude != real_path(base):
+        # The output folder inside the globbed folder: never read earlier outputs back in.
+        matches = [m for m in matches if not real_path(m).is_relative_to(exclude)]
+    files = [m for m in matches if m.is_file() and is_image_name(m)]
+    for folder in (m for m in matches if m.is_dir()):
+        files += walk_images(folder, recursive=recursive, exclude=exclude)
+    return base, files
 
 
 def real_path(path: Path) -> Path:

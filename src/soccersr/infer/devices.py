@@ -9,7 +9,8 @@ network, measured (see bench/README.md) rather than guessed, with headroom.
 from __future__ import annotations
 
 import logging
-from typing import Literal, Mapping
+from collections.abc import Mapping
+from typing import Literal
 
 import torch
 
@@ -138,7 +139,12 @@ def auto_tile_side(per_pixel: float, cuda_budget: float | None, overlap: int) ->
     logger.debug(
         "auto tile on the %s: %d px (windows up to %dx%d px, ~%.0f MiB of activations; budget %.0f MiB); "
         "smaller images run in one pass",
-        where, tile, side, side, side * side * per_pixel / 2**20, budget / 2**20,
+        where,
+        tile,
+        side,
+        side,
+        side * side * per_pixel / 2**20,
+        budget / 2**20,
     )
     return tile
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -262,9 +262,13 @@ class OnnxRunner:
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         names = ([i.name for i in inputs], [o.name for o in outputs])
         if names != ([INPUT_NAME], [OUTPUT_NAME]):
-            raise OnnxModelError(f"{self.path}: graph inputs/outputs are {names}, expected ['{INPUT_NAME}'] -> ['{OUTPUT_NAME}']")
+            raise OnnxModelError(
+                f"{self.path}: graph inputs/outputs are {names}, expected ['{INPUT_NAME}'] -> ['{OUTPUT_NAME}']"
+            )
         if inputs[0].type != "tensor(float)" or len(inputs[0].shape) != 4:
-            raise OnnxModelError(f"{self.path}: input is {inputs[0].type} of rank {len(inputs[0].shape)}, expected float32 NCHW")
+            raise OnnxModelError(
+                f"{self.path}: input is {inputs[0].type} of rank {len(inputs[0].shape)}, expected float32 NCHW"
+            )
         # ONNX Runtime gives a dynamic axis as its name (or None), a fixed one as an int. The engine
         # feeds RGB tiles of any size, several at a time: anything fixed but the channels fails
         # on the first image, as onnxruntime's InvalidArgument, so it is refused here.

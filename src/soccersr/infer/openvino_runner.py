@@ -237,11 +237,17 @@ def load_compiled(core: Any, model: SRModel, precision: Precision, threads: int,
                 try:
                     return core.import_model(blob, "CPU", config)
                 except RuntimeError as exc:
-                    raise OpenVinoCacheError(f"OpenVINO cannot import it ({str(exc).strip().splitlines()[0][:200]})") from None
+                    raise OpenVinoCacheError(
+                        f"OpenVINO cannot import it ({str(exc).strip().splitlines()[0][:200]})"
+                    ) from None
             except OpenVinoCacheError as why:
                 logger.warning("%s: rebuilding the compiled model: %s", path, why)
-    logger.info("OpenVINO: compiling %s for this CPU (%s), once%s", model.name, precision,
-                f"; cached in {folder}" if folder is not None else "")
+    logger.info(
+        "OpenVINO: compiling %s for this CPU (%s), once%s",
+        model.name,
+        precision,
+        f"; cached in {folder}" if folder is not None else "",
+    )
     compiled = core.compile_model(core.read_model(onnx_bytes(model), b""), "CPU", config)
     if path is not None and key is not None:
         try:
@@ -332,7 +338,9 @@ class OpenVinoRunner:
         """The same in float32 (for tiles whose bf16 output was not finite); compiled on first use."""
         with self._lock:
             if self._fp32_pool is None:
-                self._fp32_pool = _RequestPool(load_compiled(self._core, self._model, "fp32", self._threads, self._folder))
+                self._fp32_pool = _RequestPool(
+                    load_compiled(self._core, self._model, "fp32", self._threads, self._folder)
+                )
             pool = self._fp32_pool
         return self._infer(pool, windows)
 

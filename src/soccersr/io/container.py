@@ -244,7 +244,10 @@ def _inspect_tiff(data: bytes) -> ContainerInfo:
         raise ContainerError("BigTIFF is not supported")
     order = "<" if data[:2] == b"II" else ">"
     (ifd,) = struct.unpack(order + "I", data[4:8])
-    tags = {tag: _tiff_first_value(data, order, kind, count, field) for tag, kind, count, field in _ifd_entries(data, order, ifd)}
+    tags = {
+        tag: _tiff_first_value(data, order, kind, count, field)
+        for tag, kind, count, field in _ifd_entries(data, order, ifd)
+    }
     width, height = tags.get(256), tags.get(257)
     if width is None or height is None:
         raise ContainerError("corrupt TIFF (no image size in the first directory)")

@@ -105,7 +105,10 @@ _UPLOAD_SCHEMA = {
                             "items": {"type": "string", "format": "binary"},
                             "description": "one or more photos (JPEG, PNG, WebP, TIFF, BMP; recognised by content)",
                         },
-                        "model": {"type": "string", "description": "a name from GET /api/models (default: the server's)"},
+                        "model": {
+                            "type": "string",
+                            "description": "a name from GET /api/models (default: the server's)",
+                        },
                         "outscale": {
                             "type": "number",
                             "description": f"output size / input size, up to {MAX_OUTSCALE:g} (default: the model's scale)",
@@ -304,7 +307,9 @@ class _Routes:
 
     def get_models(self) -> ModelsView:
         engines = self.engines
-        models = [ModelView(name=c.name, scale=engines.scale_of(c.name), description=c.description) for c in engines.choices]
+        models = [
+            ModelView(name=c.name, scale=engines.scale_of(c.name), description=c.description) for c in engines.choices
+        ]
         return ModelsView(
             default=engines.default,
             models=models,
@@ -330,11 +335,18 @@ def build_router(config: ServeConfig, store: JobStore, worker: Worker, engines: 
         summary="Upload photos to upscale",
     )
     router.add_api_route(
-        "/jobs/{job_id}", routes.get_job, methods=["GET"], response_model=JobView, responses=_errors(404),
+        "/jobs/{job_id}",
+        routes.get_job,
+        methods=["GET"],
+        response_model=JobView,
+        responses=_errors(404),
         summary="A job's status",
     )
     router.add_api_route(
-        "/jobs/{job_id}/result", routes.get_result, methods=["GET"], responses=_errors(404, 409),
+        "/jobs/{job_id}/result",
+        routes.get_result,
+        methods=["GET"],
+        responses=_errors(404, 409),
         summary="A job's result",
     )
     router.add_api_route(

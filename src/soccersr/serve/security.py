@@ -75,7 +75,9 @@ def same_origin(origin: str | None, host_header: str | None) -> bool:
     if origin is None:
         return True
     parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and bool(parts.netloc) and parts.netloc.lower() == (host_header or "").lower()
+    return (
+        parts.scheme in ("http", "https") and bool(parts.netloc) and parts.netloc.lower() == (host_header or "").lower()
+    )
 
 
 def safe_name(raw: str | None, *, fallback: str = "image") -> str:

@@ -274,7 +274,9 @@ class JobStore:
         for job_id in old:
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
         if old:
-            logger.info("removed %d finished job%s older than %.3g h", len(old), "s" * (len(old) != 1), keep_seconds / 3600)
+            logger.info(
+                "removed %d finished job%s older than %.3g h", len(old), "s" * (len(old) != 1), keep_seconds / 3600
+            )
         return old
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import bisect
 import functools
 import logging
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import torch
 from torch import nn
@@ -64,17 +64,25 @@ def load_into(net: nn.Module, state: Mapping[str, torch.Tensor], *, strict: bool
     own = net.state_dict()
     for key, value in state.items():
         if key in own and own[key].shape != value.shape:
-            raise ConfigError(f"{key_path}: {source}: {key} has shape {tuple(value.shape)}, "
-                              f"the configured network needs {tuple(own[key].shape)}")
+            raise ConfigError(
+                f"{key_path}: {source}: {key} has shape {tuple(value.shape)}, "
+                f"the configured network needs {tuple(own[key].shape)}"
+            )
     result = net.load_state_dict(dict(state), strict=False)
     if strict and (result.missing_keys or result.unexpected_keys):
         first = (result.missing_keys or result.unexpected_keys)[0]
         kind = "missing key" if result.missing_keys else "unexpected key"
-        raise ConfigError(f"{key_path}: {source} does not fit the configured network ({kind} {first}); "
-                          "check network_g / network_d or set strict_load to false")
+        raise ConfigError(
+            f"{key_path}: {source} does not fit the configured network ({kind} {first}); "
+            "check network_g / network_d or set strict_load to false"
+        )
     if result.missing_keys or result.unexpected_keys:
-        log.warning("%s: loaded non-strictly: %d missing, %d unexpected keys", source,
-                    len(result.missing_keys), len(result.unexpected_keys))
+        log.warning(
+            "%s: loaded non-strictly: %d missing, %d unexpected keys",
+            source,
+            len(result.missing_keys),
+            len(result.unexpected_keys),
+        )
 
 
 def build_perceptual(cfg: TrainingConfig) -> PerceptualLoss | None:
@@ -82,16 +90,23 @@ def build_perceptual(cfg: TrainingConfig) -> PerceptualLoss | None:
     p = cfg.train.perceptual_opt
     if p is None or p.perceptual_weight == 0:
         return None
-    vgg = build_vgg(tuple(p.layer_weights), weights=cfg.path.vgg_weights, allow_random=cfg.train.allow_random_vgg,
-                    vgg_type=p.vgg_type, use_input_norm=p.use_input_norm,
-                    input_norm=None if p.input_norm == "auto" else p.input_norm, range_norm=p.range_norm)
+    vgg = build_vgg(
+        tuple(p.layer_weights),
+        weights=cfg.path.vgg_weights,
+        allow_random=cfg.train.allow_random_vgg,
+        vgg_type=p.vgg_type,
+        use_input_norm=p.use_input_norm,
+        input_norm=None if p.input_norm == "auto" else p.input_norm,
+        range_norm=p.range_norm,
+    )
     return PerceptualLoss(vgg, p.layer_weights, p.perceptual_weight)
 
 
 def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig, device: torch.device) -> torch.optim.Adam:
     # The fused CUDA kernel updates all parameters in a few launches instead of one per tensor.
-    return torch.optim.Adam(list(params), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
-                            fused=device.type == "cuda")
+    return torch.optim.Adam(
+        list(params), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=device.type == "cuda"
+    )
 
 
 def lr_multiplier(step: int, *, milestones: tuple[int, ...], gamma: float, warmup_iter: int) -> float:
@@ -107,9 +122,11 @@ def lr_multiplier(step: int, *, milestones: tuple[int, ...], gamma: float, warmu
     return factor
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: SchedulerConfig,
-                    warmup_iter: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, warmup_iter: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A torch scheduler that sets the optimiser's lr every step (call ``.step()`` once per iteration)."""
-    factor = functools.partial(lr_multiplier, milestones=tuple(cfg.milestones), gamma=cfg.gamma,
-                               warmup_iter=warmup_iter)
+    factor = functools.partial(
+        lr_multiplier, milestones=tuple(cfg.milestones), gamma=cfg.gamma, warmup_iter=warmup_iter
+    )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -91,8 +91,9 @@ def _write(path: Path, write: Callable[[Path], None]) -> None:
         atomic_write(path, write)
     except OSError as e:
         if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-            raise CheckpointError(f"{path}: no space left on device (not written; free some space, then "
-                                  "continue with --auto-resume)") from None
+            raise CheckpointError(
+                f"{path}: no space left on device (not written; free some space, then continue with --auto-resume)"
+            ) from None
         raise CheckpointError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
@@ -176,13 +177,21 @@ def load_latest_state(experiment_dir: Path) -> tuple[Path, dict[str, Any]] | Non
     if states:
         raise CheckpointError(
             f"{experiment_dir / STATE_DIR}: none of the {len(states)} training states can be read (newest: "
-            f"{unreadable[0]}); nothing was changed: pass --resume with a good state, or another 'name' to start over")
+            f"{unreadable[0]}); nothing was changed: pass --resume with a good state, or another 'name' to start over"
+        )
     return None
 
 
-def export_generator(experiment_dir: Path, iteration: int, g: StateDict, g_ema: StateDict | None,
-                     d: StateDict | None, *, network: tuple[str, Mapping[str, Any]] | None = None,
-                     weights: str = "all") -> Path:
+def export_generator(
+    experiment_dir: Path,
+    iteration: int,
+    g: StateDict,
+    g_ema: StateDict | None,
+    d: StateDict | None,
+    *,
+    network: tuple[str, Mapping[str, Any]] | None = None,
+    weights: str = "all",
+) -> Path:
     """Write ``models/net_g_<iter>.pth`` and, with ``weights="all"``, its safetensors twin and ``net_d_<iter>.pth``.
 
     ``g``, ``g_ema``, ``d``: ``cpu_state`` of each network (the training state saves the same copies).
@@ -219,4 +228,6 @@ def export_generator(experiment_dir: Path, iteration: int, g: StateDict, g_ema: 
 def cpu_state(module: nn.Module) -> StateDict:
     """A CPU copy of ``module``'s state_dict, contiguous, detached from training."""
     # contiguous: channels_last weights would otherwise be saved with their strides (safetensors refuses them).
-    return {k: v.detach().to("cpu", memory_format=torch.contiguous_format).clone() for k, v in module.state_dict().items()}
+    return {
+        k: v.detach().to("cpu", memory_format=torch.contiguous_format).clone() for k, v in module.state_dict().items()
+    }

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import inspect
 import types
+from collections.abc import Mapping, Sequence
 from dataclasses import field, fields, is_dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Mapping, Sequence, get_type_hints
+from typing import Annotated, Any, ClassVar, Literal, get_type_hints
 
 from pydantic import ConfigDict, Field, create_model
 
@@ -48,8 +49,18 @@ OFFICIAL_LAYER_WEIGHTS: Mapping[str, float] = types.MappingProxyType(
 
 # Official keys with no meaning here: named in the error so users know it is not a typo of theirs.
 _OFFICIAL_UNUSED = frozenset(
-    {"io_backend", "use_shuffle", "dataset_enlarge_ratio", "prefetch_mode", "wandb", "dist_params",
-     "metrics", "pin_memory", "high_order_degradation", "suffix"}
+    {
+        "io_backend",
+        "use_shuffle",
+        "dataset_enlarge_ratio",
+        "prefetch_mode",
+        "wandb",
+        "dist_params",
+        "metrics",
+        "pin_memory",
+        "high_order_degradation",
+        "suffix",
+    }
 )
 
 Fraction = Annotated[Float, Field(ge=0, lt=1)]
@@ -86,10 +97,16 @@ class TrainDataConfig:
     """Built from the official flat keys (``resize_prob``, ``noise_range2``, ``final_sinc_prob``, ...)."""
 
     def __post_init__(self) -> None:
-        require(self.queue_size % self.batch_size_per_gpu == 0, "queue_size",
-                f"must be a positive multiple of batch_size_per_gpu ({self.batch_size_per_gpu}), got {self.queue_size}")
-        require(self.crop_pad_size >= self.gt_size, "crop_pad_size",
-                f"must be >= gt_size ({self.gt_size}), got {self.crop_pad_size}")
+        require(
+            self.queue_size % self.batch_size_per_gpu == 0,
+            "queue_size",
+            f"must be a positive multiple of batch_size_per_gpu ({self.batch_size_per_gpu}), got {self.queue_size}",
+        )
+        require(
+            self.crop_pad_size >= self.gt_size,
+            "crop_pad_size",
+            f"must be >= gt_size ({self.gt_size}), got {self.crop_pad_size}",
+        )
 
 
 @config_dataclass
@@ -127,8 +144,14 @@ class NetworkConfig:
         require(self.type in self.classes, "type", f"expected one of {list(self.classes)}, got {self.type!r}")
         network = self.classes[self.type]
         hints = get_type_hints(network.__init__)
-        arguments = create_model(network.__name__, __config__=ConfigDict(extra="forbid"), **{
-            name: (_ARGUMENT_TYPES[hints[name]], p.default) for name, p in inspect.signature(network).parameters.items()})
+        arguments = create_model(
+            network.__name__,
+            __config__=ConfigDict(extra="forbid"),
+            **{
+                name: (_ARGUMENT_TYPES[hints[name]], p.default)
+                for name, p in inspect.signature(network).parameters.items()
+            },
+        )
         kwargs = arguments.model_validate(dict(self.kwargs)).model_dump(exclude_unset=True)
         object.__setattr__(self, "kwargs", types.MappingProxyType(kwargs))
         import torch
@@ -177,8 +200,11 @@ class SchedulerConfig:
     gamma: Annotated[Float, Field(gt=0, le=1)] = 0.5
 
     def __post_init__(self) -> None:
-        require(list(self.milestones) == sorted(self.milestones), "milestones",
-                f"must be increasing positive iterations, got {list(self.milestones)}")
+        require(
+            list(self.milestones) == sorted(self.milestones),
+            "milestones",
+            f"must be increasing positive iterations, got {list(self.milestones)}",
+        )
 
 
 @config_dataclass
@@ -208,8 +234,11 @@ class PerceptualLossConfig:
 
         example = "conv3_4" if self.vgg_type == "vgg19" else "conv3_3"
         for name in self.layer_weights:
-            require(name in VGG_LAYERS[self.vgg_type], f"layer_weights.{name}",
-                    f"not a {self.vgg_type.upper()} layer (e.g. {example}, relu2_2)")
+            require(
+                name in VGG_LAYERS[self.vgg_type],
+                f"layer_weights.{name}",
+                f"not a {self.vgg_type.upper()} layer (e.g. {example}, relu2_2)",
+            )
         require(len(self.layer_weights) > 0, "layer_weights", "must name at least one layer")
         require(self.style_weight == 0, "style_weight", "the style (Gram) loss is not supported; set it to 0")
 
@@ -297,11 +326,17 @@ class TrainingConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
     def __post_init__(self) -> None:
-        require(bool(self.name) and "/" not in self.name and self.name not in (".", ".."), "name",
-                f"must be a plain folder name, got {self.name!r}")
+        require(
+            bool(self.name) and "/" not in self.name and self.name not in (".", ".."),
+            "name",
+            f"must be a plain folder name, got {self.name!r}",
+        )
         require(self.scale in (1, 2, 4), "scale", f"must be 1, 2 or 4, got {self.scale}")
-        require(self.datasets.train.gt_size % self.scale == 0, "datasets.train.gt_size",
-                f"must be a multiple of scale ({self.scale}), got {self.datasets.train.gt_size}")
+        require(
+            self.datasets.train.gt_size % self.scale == 0,
+            "datasets.train.gt_size",
+            f"must be a multiple of scale ({self.scale}), got {self.datasets.train.gt_size}",
+        )
         require(self.datasets.train.degradation.scale == self.scale, "scale", "differs from the degradation scale")
         net_scale = generator_spec(self.network_g.type).net_scale(self.network_g.kwargs)
         require(net_scale == self.scale, "network_g", f"upsamples x{net_scale} but scale is {self.scale}")
@@ -316,8 +351,11 @@ class TrainingConfig:
             require(t.optim_d is not None, "train.optim_d", "required for model_type RealESRGANModel")
             require(t.gan_opt is not None, "train.gan_opt", "required for model_type RealESRGANModel")
             require(t.gt_usm is None, "train.gt_usm", "only used by model_type RealESRNetModel (see l1_gt_usm)")
-        require((self.val is None) == (self.datasets.val is None), "val",
-                "datasets.val and val (val_freq) must be given together")
+        require(
+            (self.val is None) == (self.datasets.val is None),
+            "val",
+            "datasets.val and val (val_freq) must be given together",
+        )
 
     @property
     def experiment_dir(self) -> Path:
@@ -370,8 +408,11 @@ def _nest_official_layout(raw: Mapping[str, Any]) -> dict[str, Any]:
     for key in [k for k in raw if k in _HOISTED_TO_DATA | _HOISTED_TO_TRAIN]:
         target, where = (data, "datasets.train") if key in _HOISTED_TO_DATA else (train, "train")
         if isinstance(target, dict):
-            require(target.get(key, raw[key]) == raw[key], key,
-                    f"given both at the top level and in {where} with different values")
+            require(
+                target.get(key, raw[key]) == raw[key],
+                key,
+                f"given both at the top level and in {where} with different values",
+            )
             target[key] = raw.pop(key)
     if isinstance(data, dict):
         require("degradation" not in data, "datasets.train.degradation", "unknown key")

@@ -105,24 +105,40 @@ class BatchStream:
         self._iterator = None
 
 
-def build_batch_stream(cfg: TrainDataConfig, *, rank: int, world_size: int, seed: int, pin_memory: bool,
-                       loader_seed: int) -> BatchStream:
+def build_batch_stream(
+    cfg: TrainDataConfig, *, rank: int, world_size: int, seed: int, pin_memory: bool, loader_seed: int
+) -> BatchStream:
     """This rank's endless stream of HR crop batches ``{"gt": (B, 3, S, S)}`` from ``datasets.train``.
 
     Raises DatasetError (the meta_info file or its images) or TooFewImages.
     """
-    dataset = HRImageDataset(Path(cfg.meta_info), Path(cfg.dataroot_gt), crop_pad_size=cfg.crop_pad_size,
-                             use_hflip=cfg.use_hflip, use_rot=cfg.use_rot, on_bad_image=cfg.on_bad_image, seed=seed)
+    dataset = HRImageDataset(
+        Path(cfg.meta_info),
+        Path(cfg.dataroot_gt),
+        crop_pad_size=cfg.crop_pad_size,
+        use_hflip=cfg.use_hflip,
+        use_rot=cfg.use_rot,
+        on_bad_image=cfg.on_bad_image,
+        seed=seed,
+    )
     need = world_size * cfg.batch_size_per_gpu
     if len(dataset) < need:
         found = "1 training image is" if len(dataset) == 1 else f"{len(dataset)} training images are"
-        raise TooFewImages(f"{cfg.dataroot_gt}: {found} too few (listed in {cfg.meta_info}) for "
-                           f"batch_size_per_gpu {cfg.batch_size_per_gpu} x {world_size} process(es): "
-                           f"need at least {need}")
+        raise TooFewImages(
+            f"{cfg.dataroot_gt}: {found} too few (listed in {cfg.meta_info}) for "
+            f"batch_size_per_gpu {cfg.batch_size_per_gpu} x {world_size} process(es): "
+            f"need at least {need}"
+        )
     sampler = ShardedBatchSampler(len(dataset), cfg.batch_size_per_gpu, rank=rank, world_size=world_size, seed=seed)
     workers = cfg.num_worker_per_gpu
     # Its own generator (worker seeds) keeps the loader off the global RNG; items are seeded by the dataset.
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, persistent_workers=workers > 0,
-                        pin_memory=pin_memory, prefetch_factor=4 if workers > 0 else None,
-                        generator=torch.Generator().manual_seed(loader_seed))
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=pin_memory,
+        prefetch_factor=4 if workers > 0 else None,
+        generator=torch.Generator().manual_seed(loader_seed),
+    )
     return BatchStream(loader, sampler)

@@ -39,7 +39,7 @@ class DistContext:
 
 
 def resolve_device(device: str | torch.device, local_rank: int = 0) -> torch.device:
-    """"auto" -> this process's CUDA device when there is one, else the CPU."""
+    """ "auto" -> this process's CUDA device when there is one, else the CPU."""
     if str(device) == "auto":
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
     device = torch.device(device)
@@ -60,8 +60,13 @@ def init_distributed(device: str | torch.device = "auto") -> DistContext:
         torch.cuda.set_device(dev)
     if not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size,
-                                device_id=dev if dev.type == "cuda" else None)
+        dist.init_process_group(
+            backend=backend,
+            init_method="env://",
+            rank=rank,
+            world_size=world_size,
+            device_id=dev if dev.type == "cuda" else None,
+        )
         log.info("rank %d/%d joined the %s process group on %s", rank, world_size, backend, dev)
     return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
 

@@ -29,7 +29,11 @@ def _truncate_after(path: Path, iteration: int, columns: Sequence[str]) -> None:
     if not path.is_file():
         return
     with open(path, newline="", encoding="utf-8") as f:
-        rows = [row for row in csv.DictReader(f) if row.get("iteration", "").isdigit() and int(row["iteration"]) <= iteration]
+        rows = [
+            row
+            for row in csv.DictReader(f)
+            if row.get("iteration", "").isdigit() and int(row["iteration"]) <= iteration
+        ]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), restval="", extrasaction="ignore")
     writer.writeheader()

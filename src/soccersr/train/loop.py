@@ -60,8 +60,13 @@ class TrainResult:
     """The losses at the last logging step."""
 
 
-def train(cfg: TrainingConfig, *, resume: str | Path | None = None, auto_resume: bool = False,
-          device: str | torch.device = "auto") -> TrainResult:
+def train(
+    cfg: TrainingConfig,
+    *,
+    resume: str | Path | None = None,
+    auto_resume: bool = False,
+    device: str | torch.device = "auto",
+) -> TrainResult:
     """Train (or continue training) as configured; under torchrun every process calls this."""
     ctx = init_distributed(device)
     try:
@@ -94,11 +99,19 @@ def _run(cfg: TrainingConfig, ctx: DistContext, *, resume: str | Path | None, au
 
     # ---- the run can start: only now the experiment folder is created (or, resuming, written to) ----
     logger = _start_experiment(cfg, ctx, state.iteration)
-    log.info("training %s (%s) on %s x %d from iteration %d to %d", cfg.name, cfg.model_type, device,
-             ctx.world_size, state.iteration, t.total_iter)
+    log.info(
+        "training %s (%s) on %s x %d from iteration %d to %d",
+        cfg.name,
+        cfg.model_type,
+        device,
+        ctx.world_size,
+        state.iteration,
+        t.total_iter,
+    )
     if isinstance(cfg.num_gpu, int) and cfg.num_gpu != ctx.world_size:
-        log.warning("num_gpu is %d but %d process(es) run: the process count (torchrun) decides", cfg.num_gpu,
-                    ctx.world_size)
+        log.warning(
+            "num_gpu is %d but %d process(es) run: the process count (torchrun) decides", cfg.num_gpu, ctx.world_size
+        )
     try:
         return _loop(cfg, ctx, state, nets, opts, val_set, logger, last_state=found[0] if found else None)
     finally:
@@ -106,16 +119,34 @@ def _run(cfg: TrainingConfig, ctx: DistContext, *, resume: str | Path | None, au
             logger.close()
 
 
-def _loop(cfg: TrainingConfig, ctx: DistContext, state: TrainState, nets: Networks, opts: StepOptions,
-          val_set: Any, logger: TrainLogger | None, *, last_state: Path | None) -> TrainResult:
+def _loop(
+    cfg: TrainingConfig,
+    ctx: DistContext,
+    state: TrainState,
+    nets: Networks,
+    opts: StepOptions,
+    val_set: Any,
+    logger: TrainLogger | None,
+    *,
+    last_state: Path | None,
+) -> TrainResult:
     t, start = cfg.train, state.iteration
     stop_at = t.total_iter
     deadline = None if t.time_limit_min is None else time.monotonic() + 60 * t.time_limit_min
     timer = _IterationTimer()
     values: dict[str, float] = {}
     # disable=None: a progress bar on rank 0 when stderr is a terminal, none in log files.
-    with logging_redirect_tqdm(), tqdm(total=t.total_iter, initial=start, unit="it", dynamic_ncols=True,
-                                       disable=None if ctx.is_main else True, smoothing=0.05) as bar:
+    with (
+        logging_redirect_tqdm(),
+        tqdm(
+            total=t.total_iter,
+            initial=start,
+            unit="it",
+            dynamic_ncols=True,
+            disable=None if ctx.is_main else True,
+            smoothing=0.05,
+        ) as bar,
+    ):
         while True:
             # ---- checkpoint, then validation: on their schedules and at the end (state.iteration is done) ----
             done = state.iteration >= stop_at
@@ -132,8 +163,16 @@ def _loop(cfg: TrainingConfig, ctx: DistContext, state: TrainState, nets: Networ
             # ---- one step: degrade a batch of HR crops, update G (and D), move the EMA ----
             gt = state.stream.next()["gt"].to(ctx.device, non_blocking=True)
             state.iteration += 1
-            losses = train_step(gt, nets=nets, opt_g=state.opt_g, opt_d=state.opt_d, pool=state.pool,
-                                generator=state.degradation_rng, opts=opts, iteration=state.iteration)
+            losses = train_step(
+                gt,
+                nets=nets,
+                opt_g=state.opt_g,
+                opt_d=state.opt_d,
+                pool=state.pool,
+                generator=state.degradation_rng,
+                opts=opts,
+                iteration=state.iteration,
+            )
             state.step_schedulers()  # after the step, so a checkpoint holds the next iteration's lr
             bar.update(1)
             timer.tick()
@@ -145,14 +184,17 @@ def _loop(cfg: TrainingConfig, ctx: DistContext, state: TrainState, nets: Networ
                 stop_at = state.iteration
             if logging_step or state.iteration == stop_at:
                 values = _log(state, losses, lr_g, lr_d, timer, ctx, logger, bar, last_state=last_state)
-    return TrainResult(iteration=state.iteration, experiment_dir=cfg.experiment_dir, last_state=last_state,
-                       losses=values)
+    return TrainResult(
+        iteration=state.iteration, experiment_dir=cfg.experiment_dir, last_state=last_state, losses=values
+    )
 
 
 # ---- set-up helpers, in the order _run calls them ----
 
 
-def _find_state(cfg: TrainingConfig, resume: str | Path | None, auto_resume: bool) -> tuple[Path, dict[str, Any]] | None:
+def _find_state(
+    cfg: TrainingConfig, resume: str | Path | None, auto_resume: bool
+) -> tuple[Path, dict[str, Any]] | None:
     """The (path, content) to continue from, None for a fresh run; CheckpointError when unreadable."""
     explicit = resume or cfg.path.resume_state
     if explicit:
@@ -163,8 +205,10 @@ def _find_state(cfg: TrainingConfig, resume: str | Path | None, auto_resume: boo
             log.info("--auto-resume: no training state in %s, starting from scratch", cfg.experiment_dir)
         return found
     if ckpt.list_states(cfg.experiment_dir):
-        raise TrainError(f"{cfg.experiment_dir}: already holds training states; pass --auto-resume to continue "
-                         "that run, or choose another 'name'")
+        raise TrainError(
+            f"{cfg.experiment_dir}: already holds training states; pass --auto-resume to continue "
+            "that run, or choose another 'name'"
+        )
     return None
 
 
@@ -206,8 +250,9 @@ def _wrap(state: TrainState, perceptual: Any, *, compile_: bool, ctx: DistContex
         g_forward = DistributedDataParallel(g, device_ids=ids)
         if d is not None:
             d_forward = DistributedDataParallel(d, device_ids=ids)
-    return Networks(g=g, g_forward=g_forward, g_ema=state.g_ema, d=d, d_forward=d_forward, d_frozen_forward=d,
-                    perceptual=perceptual)
+    return Networks(
+        g=g, g_forward=g_forward, g_ema=state.g_ema, d=d, d_forward=d_forward, d_frozen_forward=d, perceptual=perceptual
+    )
 
 
 def _open_val_set(cfg: TrainingConfig, ctx: DistContext) -> Any:
@@ -225,8 +270,12 @@ def _start_experiment(cfg: TrainingConfig, ctx: DistContext, start_iteration: in
         exp.mkdir(parents=True, exist_ok=True)
         ckpt.remove_stale_temporaries(exp)
         atomic_write_bytes(exp / "config.yml", dump_config(cfg).encode("utf-8"))
-        logger = TrainLogger(exp / "logs", loss_columns=LOSS_COLUMNS_ESRGAN if cfg.is_gan else LOSS_COLUMNS_ESRNET,
-                             start_iteration=start_iteration, tensorboard=cfg.logger.use_tb_logger)
+        logger = TrainLogger(
+            exp / "logs",
+            loss_columns=LOSS_COLUMNS_ESRGAN if cfg.is_gan else LOSS_COLUMNS_ESRNET,
+            start_iteration=start_iteration,
+            tensorboard=cfg.logger.use_tb_logger,
+        )
     barrier(ctx)
     return logger
 
@@ -255,14 +304,26 @@ def _time_is_up(deadline: float, ctx: DistContext) -> bool:
     return bool(broadcast_from_main(time.monotonic() > deadline, ctx))
 
 
-def _log(state: TrainState, losses: dict[str, torch.Tensor], lr_g: float, lr_d: float, timer: _IterationTimer,
-         ctx: DistContext, logger: TrainLogger | None, bar: Any, *, last_state: Path | None) -> dict[str, float]:
+def _log(
+    state: TrainState,
+    losses: dict[str, torch.Tensor],
+    lr_g: float,
+    lr_d: float,
+    timer: _IterationTimer,
+    ctx: DistContext,
+    logger: TrainLogger | None,
+    bar: Any,
+    *,
+    last_state: Path | None,
+) -> dict[str, float]:
     """Average the losses over ranks, stop on a non-finite one, write the CSV row and the log line."""
     values = mean_over_ranks(losses, ctx)  # the only host-device sync of an ordinary iteration
     bad = [k for k, v in values.items() if not math.isfinite(v)]
     if bad:
-        raise TrainError(f"iteration {state.iteration}: {bad[0]} is {values[bad[0]]}; training diverged "
-                         f"(last checkpoint: {last_state or 'none'})")
+        raise TrainError(
+            f"iteration {state.iteration}: {bad[0]} is {values[bad[0]]}; training diverged "
+            f"(last checkpoint: {last_state or 'none'})"
+        )
     row = {"epoch": state.stream.epoch, "lr_g": lr_g, "lr_d": lr_d, "sec_per_iter": timer.lap(), **values}
     if logger is not None:
         logger.train(state.iteration, row)
@@ -282,25 +343,39 @@ def _save_checkpoint(cfg: TrainingConfig, ctx: DistContext, state: TrainState) -
         assert ranks is not None
         exp, saved = cfg.experiment_dir, state.state_dict(ranks)
         # The exported weights reuse the state's CPU copies of the networks.
-        ckpt.export_generator(exp, state.iteration, saved["net_g"], saved["net_g_ema"], saved["net_d"],
-                              network=(cfg.network_g.type, dict(cfg.network_g.kwargs)),
-                              weights=cfg.logger.save_weights)
-        path = ckpt.save_state(exp, state.iteration, {**saved, "config": config_to_dict(cfg)},
-                               keep=cfg.logger.keep_checkpoints)
+        ckpt.export_generator(
+            exp,
+            state.iteration,
+            saved["net_g"],
+            saved["net_g_ema"],
+            saved["net_d"],
+            network=(cfg.network_g.type, dict(cfg.network_g.kwargs)),
+            weights=cfg.logger.save_weights,
+        )
+        path = ckpt.save_state(
+            exp, state.iteration, {**saved, "config": config_to_dict(cfg)}, keep=cfg.logger.keep_checkpoints
+        )
         log.info("iter %d  saved %s", state.iteration, path)
     barrier(ctx)  # nobody runs ahead (or exits) before the checkpoint is on disk
     return path
 
 
-def _validate(cfg: TrainingConfig, ctx: DistContext, state: TrainState, val_set: Any,
-              logger: TrainLogger | None) -> None:
+def _validate(
+    cfg: TrainingConfig, ctx: DistContext, state: TrainState, val_set: Any, logger: TrainLogger | None
+) -> None:
     """Rank 0 measures the EMA generator (G without one) on the validation pairs; the others wait."""
     if ctx.is_main and val_set is not None and logger is not None:
         image_dir = cfg.experiment_dir / "visualization" if cfg.val is not None and cfg.val.save_img else None
         net = state.g_ema if state.g_ema is not None else state.g
-        metrics = validate(net, val_set, device=ctx.device, scale=cfg.scale, iteration=state.iteration,
-                           image_dir=image_dir,
-                           size_multiple=size_multiple_for(cfg.network_g.type, dict(cfg.network_g.kwargs)))
+        metrics = validate(
+            net,
+            val_set,
+            device=ctx.device,
+            scale=cfg.scale,
+            iteration=state.iteration,
+            image_dir=image_dir,
+            size_multiple=size_multiple_for(cfg.network_g.type, dict(cfg.network_g.kwargs)),
+        )
         logger.val(state.iteration, metrics)
         log.info("iter %d  validation  psnr %.3f dB  ssim %.4f", state.iteration, metrics["psnr"], metrics["ssim"])
     barrier(ctx)  # the other ranks wait instead of running ahead into a collective

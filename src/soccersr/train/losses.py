@@ -8,7 +8,7 @@ Losses are computed in float32 even under bf16 autocast.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -49,8 +49,9 @@ class PerceptualLoss(nn.Module):
         return total * self.perceptual_weight
 
 
-def gan_loss(logits: torch.Tensor, target_is_real: bool, *, real_label: float = 1.0,
-             fake_label: float = 0.0) -> torch.Tensor:
+def gan_loss(
+    logits: torch.Tensor, target_is_real: bool, *, real_label: float = 1.0, fake_label: float = 0.0
+) -> torch.Tensor:
     """Vanilla GAN loss: binary cross-entropy with logits against a constant label map (mean)."""
     logits = logits.float()
     label = real_label if target_is_real else fake_label

@@ -129,8 +129,11 @@ class TrainState:
             raise StateMismatch(f"does not match this config ({str(e).splitlines()[0]})") from None
         ranks = state["ranks"]
         if len(ranks) != world_size:
-            log.warning("the state was saved by %d process(es), this run has %d: degradation streams and pools "
-                        "restart", len(ranks), world_size)
+            log.warning(
+                "the state was saved by %d process(es), this run has %d: degradation streams and pools restart",
+                len(ranks),
+                world_size,
+            )
         else:
             self._load_rank(ranks[rank], device)
         self.iteration = int(state["iteration"])
@@ -179,8 +182,9 @@ def match_param_layout(optimizer: torch.optim.Optimizer) -> None:
 # ---- building: what a fresh run starts from ----
 
 
-def build_networks(cfg: TrainingConfig, *, from_pretrained: bool) -> tuple[nn.Module, nn.Module | None,
-                                                                           nn.Module | None]:
+def build_networks(
+    cfg: TrainingConfig, *, from_pretrained: bool
+) -> tuple[nn.Module, nn.Module | None, nn.Module | None]:
     """(G, its EMA, D) as configured; with ``from_pretrained``, loaded from ``path.pretrain_network_g`` / ``_d``.
 
     Seed torch's global generator first: every rank must build the same initial weights.
@@ -193,32 +197,55 @@ def build_networks(cfg: TrainingConfig, *, from_pretrained: bool) -> tuple[nn.Mo
         pretrained = read_pretrained(src, param_key=p.param_key_g, key_path="path.pretrain_network_g")
         load_into(g, pretrained, strict=p.strict_load_g, key_path="path.pretrain_network_g", source=src)
         # As the official model: the EMA starts from the file's params_ema (its params when absent).
-        ema_source = pretrained if p.param_key_g == "params_ema" else read_pretrained(
-            src, param_key="params_ema", key_path="path.pretrain_network_g")
+        ema_source = (
+            pretrained
+            if p.param_key_g == "params_ema"
+            else read_pretrained(src, param_key="params_ema", key_path="path.pretrain_network_g")
+        )
     if from_pretrained and d is not None and p.pretrain_network_d:
         src = p.pretrain_network_d
-        load_into(d, read_pretrained(src, param_key=p.param_key_d, key_path="path.pretrain_network_d"),
-                  strict=p.strict_load_d, key_path="path.pretrain_network_d", source=src)
+        load_into(
+            d,
+            read_pretrained(src, param_key=p.param_key_d, key_path="path.pretrain_network_d"),
+            strict=p.strict_load_d,
+            key_path="path.pretrain_network_d",
+            source=src,
+        )
     g_ema = make_ema(g) if cfg.train.ema_decay > 0 else None
     if g_ema is not None and ema_source is not None:
-        load_into(g_ema, ema_source, strict=p.strict_load_g, key_path="path.pretrain_network_g",
-                  source=str(p.pretrain_network_g))
+        load_into(
+            g_ema,
+            ema_source,
+            strict=p.strict_load_g,
+            key_path="path.pretrain_network_g",
+            source=str(p.pretrain_network_g),
+        )
     return g, g_ema, d
 
 
-def build_train_state(cfg: TrainingConfig, ctx: DistContext, *, g: nn.Module, g_ema: nn.Module | None,
-                      d: nn.Module | None) -> TrainState:
+def build_train_state(
+    cfg: TrainingConfig, ctx: DistContext, *, g: nn.Module, g_ema: nn.Module | None, d: nn.Module | None
+) -> TrainState:
     """Optimisers, schedulers, this rank's batches and random streams around networks already on ``ctx.device``."""
     t, device = cfg.train, ctx.device
     opt_g = build_optimizer(g.parameters(), t.optim_g, device)
     opt_d = build_optimizer(d.parameters(), t.optim_d, device) if d is not None and t.optim_d else None
     return TrainState(
-        g=g, g_ema=g_ema, d=d,
-        opt_g=opt_g, sched_g=build_scheduler(opt_g, t.scheduler, t.warmup_iter),
-        opt_d=opt_d, sched_d=build_scheduler(opt_d, t.scheduler, t.warmup_iter) if opt_d is not None else None,
-        stream=build_batch_stream(cfg.datasets.train, rank=ctx.rank, world_size=ctx.world_size,
-                                  seed=cfg.manual_seed, pin_memory=device.type == "cuda",
-                                  loader_seed=stream_seed(cfg.manual_seed, ctx.rank, _LOADER)),
+        g=g,
+        g_ema=g_ema,
+        d=d,
+        opt_g=opt_g,
+        sched_g=build_scheduler(opt_g, t.scheduler, t.warmup_iter),
+        opt_d=opt_d,
+        sched_d=build_scheduler(opt_d, t.scheduler, t.warmup_iter) if opt_d is not None else None,
+        stream=build_batch_stream(
+            cfg.datasets.train,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+            seed=cfg.manual_seed,
+            pin_memory=device.type == "cuda",
+            loader_seed=stream_seed(cfg.manual_seed, ctx.rank, _LOADER),
+        ),
         degradation_rng=torch.Generator().manual_seed(stream_seed(cfg.manual_seed, ctx.rank, _DEGRADATION)),
         pool=TrainingPairPool(cfg.datasets.train.queue_size, seed=stream_seed(cfg.manual_seed, ctx.rank, _POOL)),
     )

@@ -11,9 +11,9 @@ never waits for the GPU; the loop converts them to floats only at logging steps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -111,8 +111,14 @@ class Networks:
     perceptual: PerceptualLoss | None = None
 
     @classmethod
-    def plain(cls, g: nn.Module, *, d: nn.Module | None = None, g_ema: nn.Module | None = None,
-              perceptual: PerceptualLoss | None = None) -> Networks:
+    def plain(
+        cls,
+        g: nn.Module,
+        *,
+        d: nn.Module | None = None,
+        g_ema: nn.Module | None = None,
+        perceptual: PerceptualLoss | None = None,
+    ) -> Networks:
         """Unwrapped modules (single process, eager)."""
         return cls(g=g, g_forward=g, g_ema=g_ema, d=d, d_forward=d, d_frozen_forward=d, perceptual=perceptual)
 
@@ -132,8 +138,9 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContex
 
 
 @torch.no_grad()
-def synthesize_batch(gt: Tensor, *, opts: StepOptions, generator: torch.Generator,
-                     pool: TrainingPairPool) -> TrainingPair:
+def synthesize_batch(
+    gt: Tensor, *, opts: StepOptions, generator: torch.Generator, pool: TrainingPairPool
+) -> TrainingPair:
     """HR crops (B, 3, S, S) in [0, 1] on the training device -> a training pair batch.
 
     Every random choice comes from ``generator`` (CPU) and the pool's own generator.
@@ -164,8 +171,15 @@ def updates_generator(opts: StepOptions, iteration: int) -> bool:
     return iteration % opts.net_d_iters == 0 and iteration > opts.net_d_init_iters
 
 
-def optimize(pair: TrainingPair, *, nets: Networks, opt_g: torch.optim.Optimizer,
-             opt_d: torch.optim.Optimizer | None, opts: StepOptions, iteration: int) -> dict[str, Tensor]:
+def optimize(
+    pair: TrainingPair,
+    *,
+    nets: Networks,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer | None,
+    opts: StepOptions,
+    iteration: int,
+) -> dict[str, Tensor]:
     """One G step and (Real-ESRGAN) one D step on ``pair``; then the EMA update.
 
     ``iteration`` is 1-based. Returns detached 0-dim loss tensors: l_g_pix, l_g_percep, l_g_gan
@@ -194,7 +208,8 @@ def optimize(pair: TrainingPair, *, nets: Networks, opt_g: torch.optim.Optimizer
             if opts.gan:
                 assert nets.d_frozen_forward is not None
                 logs["l_g_gan"] = opts.gan_weight * gan_loss(
-                    nets.d_frozen_forward(output), True, real_label=opts.real_label, fake_label=opts.fake_label)
+                    nets.d_frozen_forward(output), True, real_label=opts.real_label, fake_label=opts.fake_label
+                )
                 total = total + logs["l_g_gan"]
         total.backward()
         opt_g.step()
@@ -216,17 +231,29 @@ def optimize(pair: TrainingPair, *, nets: Networks, opt_g: torch.optim.Optimizer
         # One backward of the sum = the official two backward calls (gradients add up).
         (l_d_real + l_d_fake).backward()
         opt_d.step()
-        logs.update(l_d_real=l_d_real, l_d_fake=l_d_fake,
-                    out_d_real=real_pred.detach().float().mean(), out_d_fake=fake_pred.detach().float().mean())
+        logs.update(
+            l_d_real=l_d_real,
+            l_d_fake=l_d_fake,
+            out_d_real=real_pred.detach().float().mean(),
+            out_d_fake=fake_pred.detach().float().mean(),
+        )
 
     if nets.g_ema is not None and opts.ema_decay > 0:
         ema_update_(nets.g_ema, nets.g, opts.ema_decay)
     return {k: v.detach() for k, v in logs.items()}
 
 
-def train_step(gt: Tensor, *, nets: Networks, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer | None,
-               pool: TrainingPairPool, generator: torch.Generator, opts: StepOptions,
-               iteration: int) -> dict[str, Tensor]:
+def train_step(
+    gt: Tensor,
+    *,
+    nets: Networks,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer | None,
+    pool: TrainingPairPool,
+    generator: torch.Generator,
+    opts: StepOptions,
+    iteration: int,
+) -> dict[str, Tensor]:
     """Degrade an HR batch (already on the training device) and optimise on it."""
     pair = synthesize_batch(gt, opts=opts, generator=generator, pool=pool)
     return optimize(pair, nets=nets, opt_g=opt_g, opt_d=opt_d, opts=opts, iteration=iteration)

@@ -35,8 +35,16 @@ def _upscale(net: Callable[[Tensor], Tensor], lq: Tensor, *, size_multiple: int)
 
 
 @torch.no_grad()
-def validate(net: torch.nn.Module, dataset: Dataset, *, device: torch.device, scale: int, iteration: int,
-             image_dir: Path | None, size_multiple: int = 1) -> dict[str, float]:
+def validate(
+    net: torch.nn.Module,
+    dataset: Dataset,
+    *,
+    device: torch.device,
+    scale: int,
+    iteration: int,
+    image_dir: Path | None,
+    size_multiple: int = 1,
+) -> dict[str, float]:
     """Mean PSNR / SSIM of ``net`` over ``dataset`` items ``{"lq", "gt", "name"}``.
 
     Runs in float32 (metrics should not move with the training precision). With ``image_dir``,
@@ -46,8 +54,14 @@ def validate(net: torch.nn.Module, dataset: Dataset, *, device: torch.device, sc
     net.eval()
     psnrs, ssims = [], []
     # disable=None: a bar on a terminal only; leave=False: the training bar stays the one on screen.
-    images = tqdm(range(len(dataset)), desc="validation", unit="image", leave=False, disable=None,  # type: ignore[arg-type]
-                  dynamic_ncols=True)
+    images = tqdm(
+        range(len(dataset)),
+        desc="validation",
+        unit="image",
+        leave=False,
+        disable=None,  # type: ignore[arg-type]
+        dynamic_ncols=True,
+    )
     try:
         for index in images:
             item = dataset[index]

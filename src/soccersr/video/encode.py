@@ -27,7 +27,18 @@ log = logging.getLogger(__name__)
 CODECS: tuple[str, ...] = ("libx264", "libx265", "libsvtav1")
 CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm"}
 """Output extension -> FFmpeg muxer."""
-X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+X26X_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
 DEFAULT_CRF = {"libx264": 18, "libx265": 18, "libsvtav1": 24}
 """CRF 18 is x264's "visually lossless" point; SVT-AV1's scale (0-63) reaches it near 24."""
 MAX_CRF = {"libx264": 51, "libx265": 51, "libsvtav1": 63}
@@ -135,9 +146,7 @@ class VideoSpec:
     color: Color
 
 
-def encode_segment(
-    path: Path, frames: Iterable[av.VideoFrame], spec: VideoSpec, settings: EncodeSettings
-) -> list[int]:
+def encode_segment(path: Path, frames: Iterable[av.VideoFrame], spec: VideoSpec, settings: EncodeSettings) -> list[int]:
     """Encode ``frames`` (already in ``settings.pix_fmt`` at the spec's size, ``pts`` in
     ``spec.time_base``) into a new Matroska file at ``path``.
 

@@ -68,7 +68,9 @@ class VideoOptions:
             raise UsageError(f"--start must not be negative, got {self.start}")
         if self.duration is not None and not self.duration > 0:
             raise UsageError(f"--duration must be positive, got {self.duration}")
-        if not (self.frames_per_call == "auto" or (isinstance(self.frames_per_call, int) and self.frames_per_call >= 1)):
+        if not (
+            self.frames_per_call == "auto" or (isinstance(self.frames_per_call, int) and self.frames_per_call >= 1)
+        ):
             raise UsageError(f"--frames-per-call must be 'auto' or an integer >= 1, got {self.frames_per_call!r}")
         if not self.segment_seconds > 0:
             raise UsageError(f"--segment must be positive seconds, got {self.segment_seconds}")
@@ -237,9 +239,7 @@ def _encode(
     return segments
 
 
-def _plan(
-    info: VideoInfo, container: str, engine: SupportsUpscale, options: VideoOptions
-) -> tuple[_Plan, list[str]]:
+def _plan(info: VideoInfo, container: str, engine: SupportsUpscale, options: VideoOptions) -> tuple[_Plan, list[str]]:
     """The job's fixed facts, and warnings for the user."""
     settings, warnings = choose_settings(
         container,

@@ -39,8 +39,23 @@ log = logging.getLogger(__name__)
 # which few players read), so copying is limited to these. Matroska takes anything FFmpeg writes.
 PLAYABLE_AUDIO: dict[str, frozenset[str] | None] = {
     "mp4": frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}),
-    "mov": frozenset({"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be",
-                      "pcm_s32le", "pcm_s32be", "pcm_f32le", "pcm_f32be"}),
+    "mov": frozenset(
+        {
+            "aac",
+            "mp3",
+            "ac3",
+            "eac3",
+            "alac",
+            "pcm_s16le",
+            "pcm_s16be",
+            "pcm_s24le",
+            "pcm_s24be",
+            "pcm_s32le",
+            "pcm_s32be",
+            "pcm_f32le",
+            "pcm_f32be",
+        }
+    ),
     "webm": frozenset({"opus", "vorbis"}),
     "matroska": None,
 }
@@ -254,7 +269,10 @@ def _last_presentations(segments: Sequence[Segment], count: int) -> list[int]:
 
 
 def _video_packets(
-    segments: Sequence[Segment], out_stream: av.stream.Stream, time_base: Fraction, shift: Fraction,
+    segments: Sequence[Segment],
+    out_stream: av.stream.Stream,
+    time_base: Fraction,
+    shift: Fraction,
     extradata: bytes | None,
 ) -> Iterator[tuple[Fraction, av.Packet]]:
     """(decoding time in seconds, packet) of every segment, in order, with exact timestamps."""

@@ -74,7 +74,9 @@ class WorkFolder:
                 earlier = None
             if earlier != self.job:
                 if not restart:
-                    changed = sorted(k for k in self.job if not isinstance(earlier, dict) or earlier.get(k) != self.job[k])
+                    changed = sorted(
+                        k for k in self.job if not isinstance(earlier, dict) or earlier.get(k) != self.job[k]
+                    )
                     raise UsageError(
                         f"{self.path}: unfinished work of this output with other settings "
                         f"({', '.join(changed) or 'unreadable'}); rerun with those, or --overwrite to start over"

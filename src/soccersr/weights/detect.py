@@ -7,7 +7,7 @@ else is a ``WeightsError``.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 

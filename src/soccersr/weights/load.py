@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -146,7 +147,9 @@ def load_state_dict_file(path: Path, *, param_key: str | None = None) -> dict[st
     elif suffix == ".pdparams":
         obj = load_pdparams(path)
     else:
-        raise WeightsError(f"{path}: unknown weights format {suffix or '(no suffix)'!r}; expected {', '.join(SUFFIXES)}")
+        raise WeightsError(
+            f"{path}: unknown weights format {suffix or '(no suffix)'!r}; expected {', '.join(SUFFIXES)}"
+        )
     return _flatten(obj, path, param_key)
 
 

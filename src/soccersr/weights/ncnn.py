@@ -19,9 +19,9 @@ comparison, and the first convolution whose input differs is reported by name.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Union
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ _TAG_FP16 = 0x01306B47
 _TAG_FP32 = 0x00000000
 _ARRAY_KEY_BASE = -23300  # ncnn writes array param id k as key -23300 - k
 
-ParamValue = Union[int, float, tuple[Union[int, float], ...]]
+ParamValue = int | float | tuple[int | float, ...]
 
 # Param ids we understand per layer type. Anything else (int8 quantisation, dilation arrays,
 # dynamic sizes, ...) changes the meaning of the layer, so it is an error, not something to skip.
@@ -54,7 +54,7 @@ _KNOWN_PARAMS: Mapping[str, frozenset[int]] = {
     "PixelShuffle": frozenset({0}),
 }
 _INTERP_MODES = {1: "nearest", 3: "bicubic"}
-_Act = Union[tuple[str, float], None]
+_Act = tuple[str, float] | None
 
 
 @dataclass(frozen=True)
@@ -283,9 +283,7 @@ class _BinReader:
             )
 
 
-def convert_ncnn(
-    param_path: Path, bin_path: Path, *, arch: str, arch_kwargs: Mapping[str, int | str]
-) -> NcnnWeights:
+def convert_ncnn(param_path: Path, bin_path: Path, *, arch: str, arch_kwargs: Mapping[str, int | str]) -> NcnnWeights:
     """Convert an ncnn model to a state_dict for ``arch(**arch_kwargs)``, checking it is that network.
 
     Raises:
@@ -327,9 +325,13 @@ def _module_shapes(arch: str, arch_kwargs: Mapping[str, int | str], expected: _E
     """The state_dict shapes of ``arch(**arch_kwargs)``, checked against our graph description of it."""
     with torch.device("meta"):  # shapes only, no memory
         shapes = {k: tuple(v.shape) for k, v in build_network(arch, arch_kwargs).state_dict().items()}
-    covered = {f"{w.key}.{s}" for w in expected.layers for s in (("weight", "bias") if w.kind == "conv" else ("weight",))}
+    covered = {
+        f"{w.key}.{s}" for w in expected.layers for s in (("weight", "bias") if w.kind == "conv" else ("weight",))
+    }
     if covered != set(shapes):  # our own graph description must cover the module exactly
-        raise RuntimeError(f"ncnn converter graph for {arch} disagrees with the module: {sorted(covered ^ set(shapes))[:3]}")
+        raise RuntimeError(
+            f"ncnn converter graph for {arch} disagrees with the module: {sorted(covered ^ set(shapes))[:3]}"
+        )
     return shapes
 
 
@@ -409,7 +411,9 @@ def _weightless_nodes(layer: NcnnLayer, inputs: list[int], g: _Graph, where: str
         return [g.weighted_sum((1.0, inputs[0]), (1.0, inputs[1]))]
     if layer.type == "Interp":
         _need_blobs(layer, 1, 1, where)
-        mode = _INTERP_MODES[_need_param(layer, 0, 0, tuple(_INTERP_MODES), "interp mode (1 nearest, 3 bicubic)", where)]
+        mode = _INTERP_MODES[
+            _need_param(layer, 0, 0, tuple(_INTERP_MODES), "interp mode (1 nearest, 3 bicubic)", where)
+        ]
         fy, fx = p.get(1, 1.0), p.get(2, 1.0)
         if fy != fx or not isinstance(fy, float) or fy <= 0:
             raise WeightsError(f"{where}: interp scales must be equal positive floats, got {fy} x {fx}")
@@ -461,7 +465,13 @@ def _convert_weighted(
 def _check_conv_geometry(p: Mapping[int, ParamValue], weight_shape: tuple[int, ...], where: str) -> None:
     """Kernel, dilation, stride, 'same' padding, a bias, and the weight count of the module's conv."""
     out_ch, in_ch, kh, kw = weight_shape
-    for key, want, meaning in ((1, kh, "kernel"), (2, 1, "dilation"), (3, 1, "stride"), (4, kh // 2, "pad"), (5, 1, "bias_term")):
+    for key, want, meaning in (
+        (1, kh, "kernel"),
+        (2, 1, "dilation"),
+        (3, 1, "stride"),
+        (4, kh // 2, "pad"),
+        (5, 1, "bias_term"),
+    ):
         got = p.get(key, {2: 1, 3: 1}.get(key))
         if got != want:
             raise WeightsError(f"{where}: {meaning} {key}={got}, expected {want}")

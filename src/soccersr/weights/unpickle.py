@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import collections
 import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +87,9 @@ def load_pdparams(path: Path) -> Any:
         with open(path, "rb") as f:
             return _RestrictedUnpickler(f).load()
     except _Refused as e:
-        raise WeightsError(f"{path}: refused to load: {e} (only numpy arrays and plain containers are allowed)") from None
+        raise WeightsError(
+            f"{path}: refused to load: {e} (only numpy arrays and plain containers are allowed)"
+        ) from None
     except Exception as e:
         # What a truncated or corrupt pickle raises depends on where it breaks (EOFError, KeyError,
         # OverflowError for a BINBYTES8 length >= 2**63, MemoryError, ...). No code from the file ran:

