@@ -47,7 +47,9 @@ def test_networks_that_differ_are_refused(interpolate, tmp_path: Path, capsys) -
     _checkpoint(tmp_path / "a.pth", 0)
     _checkpoint(tmp_path / "wide.pth", 0, num_feat=16)
     out = tmp_path / "blend.safetensors"
-    assert interpolate.main([str(tmp_path / "a.pth"), str(tmp_path / "wide.pth"), "--alpha", "0.5", "-o", str(out)]) == 1
+    assert (
+        interpolate.main([str(tmp_path / "a.pth"), str(tmp_path / "wide.pth"), "--alpha", "0.5", "-o", str(out)]) == 1
+    )
     assert "num_feat" in capsys.readouterr().out and not out.exists()
     with pytest.raises(SystemExit):
         interpolate.main([str(tmp_path / "a.pth"), str(tmp_path / "a.pth"), "--alpha", "1.5", "-o", str(out)])
