@@ -1,12 +1,15 @@
-"""Bring the fine-tuned generator home from a GPU session, and install it as a built-in model.
+"""Bring a fine-tuned generator home (from a GPU session or a CPU run), and install it as a built-in model.
 
     finish.py pack experiments/.../net_g_<iter>.pth -o $OUT    # on the GPU machine
-    finish.py join .device-files/ -o src/soccersr/weights/builtin/soccer-x4plus.safetensors   # here
+    finish.py join .device-files/                              # here: src/soccersr/weights/builtin/soccer-x4plus.safetensors
+    finish.py pack experiments/compact/models/net_g_2000.pth -o /tmp/pack --model soccer-compact
+    finish.py join /tmp/pack --model soccer-compact
 
-``pack`` writes the EMA generator (official key names, fp16: ~33 MB) as parts of at most 15 MB,
-because the device tool returns files of at most 16 MB, plus ``pack.json`` with the sha256 of the
-whole file and of each part. ``join`` reassembles them, checks every checksum and that the file
-loads as the RRDBNet its zoo row declares, and only then writes it into place (atomically).
+``pack`` writes the EMA generator (official key names, fp16: ~33 MB for soccer-x4plus) as parts of
+at most 15 MB, because the device tool returns files of at most 16 MB, plus ``pack.json`` with the
+sha256 of the whole file and of each part. ``join`` reassembles them, checks every checksum and that
+the file loads as the network the zoo row of ``--model`` declares, and only then writes it into place
+(atomically).
 """
 
 from __future__ import annotations
@@ -27,17 +30,16 @@ from soccersr.weights.detect import detect_arch
 from soccersr.weights.load import MissingParamKey, build_and_load
 from soccersr.weights.zoo import find_spec
 
-SOCCER_X4PLUS = find_spec("soccer-x4plus")
-
 PART_BYTES = 15 * 1024 * 1024
-NAME = "soccer-x4plus.safetensors"
+BUILTIN_DIR = Path("src/soccersr/weights/builtin")
+MODELS = ("soccer-x4plus", "soccer-compact")  # the built-in models this recipe makes
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def pack(model_file: Path, out: Path) -> None:
+def pack(model_file: Path, out: Path, model: str = "soccer-x4plus") -> None:
     try:
         state = load_state_dict_file(model_file, param_key="params_ema")  # the EMA generator is what ships
     except MissingParamKey:
@@ -47,34 +49,40 @@ def pack(model_file: Path, out: Path) -> None:
     if bad:
         raise SystemExit(f"{model_file}: not finite in fp16: {', '.join(bad[:5])}")
     out.mkdir(parents=True, exist_ok=True)
-    data = save(half, metadata={"model": "soccer-x4plus", "source": model_file.name, "format": "pt"})
+    data = save(half, metadata={"model": model, "source": model_file.name, "format": "pt"})
+    name = f"{model}.safetensors"
     parts = [data[i : i + PART_BYTES] for i in range(0, len(data), PART_BYTES)]
     for i, part in enumerate(parts):
-        (out / f"{NAME}.part{i}").write_bytes(part)
+        (out / f"{name}.part{i}").write_bytes(part)
     manifest = {
-        "file": NAME,
+        "file": name,
         "bytes": len(data),
         "sha256": _sha256(data),
         "source": str(model_file),
-        "parts": [{"name": f"{NAME}.part{i}", "sha256": _sha256(p)} for i, p in enumerate(parts)],
+        "parts": [{"name": f"{name}.part{i}", "sha256": _sha256(p)} for i, p in enumerate(parts)],
     }
     (out / "pack.json").write_text(json.dumps(manifest, indent=2))
     print(f"packed {model_file} -> {len(parts)} parts, {len(data)} bytes, sha256 {manifest['sha256']}")
 
 
-def _check_loads(state: Mapping[str, torch.Tensor], origin: str, expect: Mapping[str, int | str]) -> None:
-    """SystemExit unless ``state`` loads as the RRDBNet that ``expect`` declares."""
+def _check_loads(state: Mapping[str, torch.Tensor], origin: str, want: str, expect: Mapping[str, int | str]) -> None:
+    """SystemExit unless ``state`` loads as the ``want`` network that ``expect`` declares."""
     try:
         arch, kwargs = detect_arch(state, origin=origin)
-        if arch != "RRDBNet" or dict(kwargs) != dict(expect):
-            raise SystemExit(f"{origin}: expected an RRDBNet {dict(expect)}, got {arch} {dict(kwargs)}")
+        if arch != want or dict(kwargs) != dict(expect):
+            raise SystemExit(f"{origin}: expected an {want} {dict(expect)}, got {arch} {dict(kwargs)}")
         build_and_load(arch, kwargs, state, origin)  # the loader's own key, shape and finiteness checks
     except WeightsError as e:
-        raise SystemExit(f"{origin}: does not load as RRDBNet: {e}") from None
+        raise SystemExit(f"{origin}: does not load as {want}: {e}") from None
 
 
-def join(folder: Path, target: Path, expect: Mapping[str, int | str] = SOCCER_X4PLUS.arch_kwargs) -> None:
-    """Reassemble, verify and install; ``expect``: the RRDBNet constructor arguments the zoo row declares."""
+def join(
+    folder: Path, target: Path, model: str = "soccer-x4plus", expect: Mapping[str, int | str] | None = None
+) -> None:
+    """Reassemble, verify and install; ``expect``: the constructor arguments the file must have (default:
+    those of ``model``'s zoo row)."""
+    spec = find_spec(model)
+    assert spec is not None, model
     manifest = json.loads((folder / "pack.json").read_text())
     data = b""
     for part in manifest["parts"]:
@@ -84,8 +92,8 @@ def join(folder: Path, target: Path, expect: Mapping[str, int | str] = SOCCER_X4
         data += chunk
     if len(data) != manifest["bytes"] or _sha256(data) != manifest["sha256"]:
         raise SystemExit(f"{folder}: the joined file does not match pack.json")
-    # Refuse anything that is not the zoo row's RRDBNet, complete and finite, before it goes into place.
-    _check_loads(load(data), str(folder), expect)
+    # Refuse anything that is not the zoo row's network, complete and finite, before it goes into place.
+    _check_loads(load(data), str(folder), spec.arch, spec.arch_kwargs if expect is None else expect)
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(target, data)
     print(f"installed {target} ({len(data)} bytes, sha256 {manifest['sha256']})")
@@ -95,16 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="step", required=True)
     p = sub.add_parser("pack")
-    p.add_argument("model", type=Path)
+    p.add_argument("checkpoint", type=Path, help="net_g_<iter>.pth of a training run")
     p.add_argument("-o", "--out", type=Path, required=True)
     j = sub.add_parser("join")
     j.add_argument("folder", type=Path)
-    j.add_argument("-o", "--out", type=Path, default=Path("src/soccersr/weights/builtin") / NAME)
+    j.add_argument("-o", "--out", type=Path, default=None, help="default: weights/builtin/MODEL.safetensors")
+    for step in (p, j):
+        step.add_argument("--model", choices=MODELS, default="soccer-x4plus", help="the built-in model it becomes")
     args = parser.parse_args(argv)
     if args.step == "pack":
-        pack(args.model, args.out)
+        pack(args.checkpoint, args.out, model=args.model)
     else:
-        join(args.folder, args.out)
+        join(args.folder, args.out or BUILTIN_DIR / f"{args.model}.safetensors", model=args.model)
     return 0
 
 
