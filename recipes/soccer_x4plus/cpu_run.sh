@@ -14,6 +14,11 @@
 #   NAME=v2 START=soccer-x4plus MINUTES=300 THREADS=1 EXTRA="-o val.val_freq=150 -o logger.save_checkpoint_freq=150" \
 #       nohup recipes/soccer_x4plus/cpu_run.sh > .devrun/experiments/v2.log 2>&1 &
 # and its pilot from x4plus (the same with NAME=pilot_x4plus START=x4plus ITERS=150).
+#
+# soccer-compact (issue 12.5), the SRVGGNetCompact of realesr-animevideov3 fine-tuned with the same losses
+# and data, started 2026-12-03 04:31 UTC with THREADS=1 MINUTES=45, resumed at iteration 250 with THREADS=2
+# once the machine was free (the YAML mapping has no spaces: EXTRA is split on whitespace):
+#   NAME=compact START=animevideov3 MINUTES=55 THREADS=2 EXTRA='-o network_g={"type":"SRVGGNetCompact","num_in_ch":3,"num_out_ch":3,"num_feat":64,"num_conv":16,"upscale":4,"act_type":"prelu"} -o val.val_freq=250 -o logger.save_checkpoint_freq=250' recipes/soccer_x4plus/cpu_run.sh
 # EXTRA: more -o overrides ("-o key=value -o ...").
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -2,8 +2,8 @@
 
     finish.py pack experiments/.../net_g_<iter>.pth -o $OUT    # on the GPU machine
     finish.py join .device-files/                              # here: src/soccersr/weights/builtin/soccer-x4plus.safetensors
-    finish.py pack experiments/compact/models/net_g_2000.pth -o /tmp/pack --model soccer-compact
-    finish.py join /tmp/pack --model soccer-compact
+    finish.py pack experiments/.../net_g_<iter>.pth -o /tmp/pack --model NAME   # another built-in model
+    finish.py join /tmp/pack --model NAME
 
 ``pack`` writes the EMA generator (official key names, fp16: ~33 MB for soccer-x4plus) as parts of
 at most 15 MB, because the device tool returns files of at most 16 MB, plus ``pack.json`` with the
@@ -25,14 +25,15 @@ import torch
 from safetensors.torch import load, save
 
 from soccersr.io.atomic import atomic_write_bytes
-from soccersr.weights import WeightsError, load_state_dict_file
+from soccersr.weights import WeightsError, load_state_dict_file, zoo
 from soccersr.weights.detect import detect_arch
 from soccersr.weights.load import MissingParamKey, build_and_load
 from soccersr.weights.zoo import find_spec
 
 PART_BYTES = 15 * 1024 * 1024
 BUILTIN_DIR = Path("src/soccersr/weights/builtin")
-MODELS = ("soccer-x4plus", "soccer-compact")  # the built-in models this recipe makes
+# The built-in models shipped as files in the package (a new one needs its zoo row first).
+MODELS = tuple(spec.name for spec in zoo.MODELS if spec.source.startswith("package:"))
 
 
 def _sha256(data: bytes) -> str:
