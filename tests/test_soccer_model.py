@@ -95,3 +95,6 @@ def test_soccer_x4plus_beats_x4plus_on_a_held_out_crop(tiny_dir: Path) -> None:
             scores[name].append(psnr(sr, hr, crop_border=4))  # rounds to 8 bits itself
     soccer, stock = np.mean(scores["soccer-x4plus"]), np.mean(scores["x4plus"])
     assert soccer > stock, f"soccer-x4plus {soccer:.3f} dB vs x4plus {stock:.3f} dB"
+    # The shipped file's behaviour, pinned (v1; 30.221 dB measured 2026-12-03): a different file, or a
+    # changed degradation or metric, moves this even when the model still wins.
+    assert soccer == pytest.approx(30.221, abs=0.05), f"soccer-x4plus: {soccer:.3f} dB on the pinned crop"
