@@ -152,8 +152,9 @@ def discover(
         if problem is not None:
             failures.append(Failure(Path(raw), problem))
         for source, relative in pairs:
-            if real_path(source) not in seen:
-                seen.add(real_path(source))
+            key = real_path(source)
+            if key not in seen:
+                seen.add(key)
                 jobs.append(Job(source, relative))
     return jobs, failures
 
