@@ -28,7 +28,6 @@ from soccersr.io.atomic import atomic_write_bytes
 from soccersr.weights import WeightsError, load_state_dict_file, zoo
 from soccersr.weights.detect import detect_arch
 from soccersr.weights.load import MissingParamKey, build_and_load
-from soccersr.weights.zoo import find_spec
 
 PART_BYTES = 15 * 1024 * 1024
 BUILTIN_DIR = Path("src/soccersr/weights/builtin")
@@ -82,7 +81,7 @@ def join(
 ) -> None:
     """Reassemble, verify and install; ``expect``: the constructor arguments the file must have (default:
     those of ``model``'s zoo row)."""
-    spec = find_spec(model)
+    spec = zoo.find_spec(model)
     assert spec is not None, model
     manifest = json.loads((folder / "pack.json").read_text())
     data = b""
