@@ -76,6 +76,13 @@ def test_flat_keys_map_the_2_suffix_to_the_second_stage() -> None:
     assert cfg.first.resize_prob == (0.2, 0.7, 0.1)  # untouched
 
 
+def test_web_prob_is_ours_and_checked_by_name() -> None:
+    assert DegradationConfig().web_prob == 0  # the official recipe
+    assert DegradationConfig.from_flat_keys({"web_prob": 0.25}).web_prob == 0.25
+    with pytest.raises(ValueError, match=r"^web_prob: "):
+        DegradationConfig.from_flat_keys({"web_prob": 1.5})
+
+
 def test_flat_keys_reject_unknown_keys_by_name() -> None:
     with pytest.raises(ValueError, match=r"^queue_size: unknown key"):
         DegradationConfig.from_flat_keys({"queue_size": 180, "resize_prob": [0.2, 0.7, 0.1]})

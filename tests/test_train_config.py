@@ -186,3 +186,8 @@ def test_dump_round_trips(tmp_path: Path) -> None:
         again.write_text(dump_config(cfg))
         assert load_config(again) == cfg
         assert load_config(again).datasets.train.degradation.second.noise_range == (2, 3)
+    mixed = load_config(REPO / "configs" / "soccer_x4plus.yml", ["datasets.train.web_prob=0.5"])
+    assert mixed.datasets.train.degradation.web_prob == 0.5
+    (tmp_path / "mixed.yml").write_text(dump_config(mixed))
+    assert load_config(tmp_path / "mixed.yml") == mixed
+    assert "web_prob" not in dump_config(load_config(REPO / "configs" / "soccer_x4plus.yml"))

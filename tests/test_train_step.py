@@ -108,6 +108,10 @@ def test_synthesize_batch_shapes_levels_and_determinism() -> None:
         (t, l) for t in range(0, 33, 4) for l in range(0, 33, 4) if torch.equal(a.gt, gt[..., t : t + 32, l : l + 32])
     ]
     assert len(hits) == 1
+    web = run(1, degradation=DegradationConfig(web_prob=1.0))
+    assert web.lq.shape == a.lq.shape and torch.equal(web.lq, torch.round(web.lq * 255) / 255)
+    assert torch.equal(web.lq, run(1, degradation=DegradationConfig(web_prob=1.0)).lq)
+    assert not torch.equal(web.lq, a.lq)
     esrnet = run(1, gan=False, sharpen_gt_first=True)
     assert esrnet.gt is esrnet.gt_usm and not torch.equal(esrnet.gt, a.gt)  # Real-ESRNet: the GT itself is sharpened
 

@@ -118,6 +118,9 @@ class DegradationConfig:
     """All kernels are zero-padded to this size."""
     kernel_range: tuple[PositiveInt, PositiveInt] = (7, 21)
     """Odd kernel sizes drawn uniformly from this inclusive range."""
+    web_prob: Probability = 0.0
+    """soccersr: the share of samples degraded the mild ``web`` way (blur, bicubic, JPEG) instead, so a
+    model also learns inputs that kept their detail; 0 is the official recipe."""
 
     def __post_init__(self) -> None:
         k = self.blur_kernel_size
@@ -137,7 +140,9 @@ class DegradationConfig:
     @classmethod
     def flat_keys(cls) -> frozenset[str]:
         """The official flat YAML keys that ``from_flat_keys`` understands."""
-        return frozenset([*OFFICIAL_KEYS, "final_sinc_prob", "blur_kernel_size", "blur_kernel_size2", "scale"])
+        return frozenset(
+            [*OFFICIAL_KEYS, "final_sinc_prob", "blur_kernel_size", "blur_kernel_size2", "scale", "web_prob"]
+        )
 
     @classmethod
     def from_flat_keys(cls, mapping: Mapping[str, Any]) -> DegradationConfig:
@@ -187,4 +192,5 @@ def flat_key_path(loc: Loc) -> Loc:
 def flatten(cfg: DegradationConfig) -> dict[str, Any]:
     """The official flat keys of ``cfg`` (the inverse of ``nest_flat_keys``), without ``scale``."""
     out = {flat: getattr(getattr(cfg, stage), name) for flat, (stage, name) in OFFICIAL_KEYS.items()}
-    return {**out, "final_sinc_prob": cfg.final_sinc_prob, "blur_kernel_size": cfg.blur_kernel_size}
+    out = {**out, "final_sinc_prob": cfg.final_sinc_prob, "blur_kernel_size": cfg.blur_kernel_size}
+    return {**out, "web_prob": cfg.web_prob} if cfg.web_prob else out  # absent: the official file, as it was

@@ -1,7 +1,8 @@
 """One training iteration of Real-ESRNet / Real-ESRGAN, as two plain functions.
 
 ``synthesize_batch`` turns a batch of HR crops into (LQ, GT, USM-GT) training pairs on the
-training device (second-order degradation, paired random crop, training-pair pool).
+training device (second-order degradation, optionally mixed with the web one, paired random crop,
+training-pair pool).
 ``optimize`` takes one G step (L1 + perceptual + GAN with D frozen) and one D step (real vs
 detached fake), then moves the EMA. ``train_step`` is the two in a row.
 
@@ -20,6 +21,7 @@ from torch import Tensor, nn
 
 from soccersr import hardware
 from soccersr.degrade import DegradationConfig, TrainingPairPool, degrade, paired_random_crop, sample_params, usm_sharp
+from soccersr.degrade.web import mix_in_web
 from soccersr.train.config import TrainingConfig
 from soccersr.train.ema import ema_update_
 from soccersr.train.losses import PerceptualLoss, gan_loss, l1_loss
@@ -154,6 +156,9 @@ def synthesize_batch(
     if gt.device.type == "cuda":
         params = params.to(gt.device, non_blocking=True)
     lq = degrade(source, params, opts.degradation)
+    if opts.degradation.web_prob > 0:
+        # From the GT as it is, like the web LQ of ``soccersr eval``: a web photo was never USM-sharpened.
+        lq = mix_in_web(lq, gt, opts.degradation.web_prob, scale=opts.scale, generator=generator)
     (gt,), lq = paired_random_crop((gt,), lq, opts.gt_size, opts.scale, generator=generator)
     lq, gt = pool.exchange(lq, gt)
     # Dense tensors in the networks' memory format (the crops are strided views).
