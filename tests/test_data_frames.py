@@ -13,6 +13,7 @@ import pytest
 from script_modules import load_script
 from soccersr.cli import main
 from soccersr.data.frames import FrameConfig, blank_reason, extract_frames, frame_name
+from soccersr.video.source import VideoReader
 
 H, W = 48, 64
 
@@ -244,32 +245,71 @@ def test_every_means_one_frame_every_n_seconds_on_fixed_camera_footage(
     assert _indices(tmp_path / "keys", "fixed") == [0]  # one key frame: key-frame mode has one candidate
 
 
-@pytest.mark.parametrize("every", [None, "0.5"])
-def test_truncated_video_is_reported(fixed_camera_video: Path, tmp_path: Path, every: str | None, capsys) -> None:
-    # PyAV writes the MP4 index at the end, where a cut would remove it: rewrite with it first, then cut.
-    faststart = tmp_path / "fast.mp4"
-    with (
-        av.open(str(fixed_camera_video)) as src,
-        av.open(str(faststart), "w", container_options={"movflags": "+faststart"}) as dst,
-    ):
-        out = dst.add_stream_from_template(src.streams.video[0])
+def _faststart_copy(video: Path, out: Path) -> Path:
+    """``video`` rewritten with its MP4 index first (PyAV writes it last, where a cut would remove it)."""
+    with av.open(str(video)) as src, av.open(str(out), "w", container_options={"movflags": "+faststart"}) as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
         for packet in src.demux(src.streams.video[0]):
             if packet.size:
-                packet.stream = out
+                packet.stream = stream
                 dst.mux(packet)
+    return out
+
+
+def _frames_by_index(video: Path) -> dict[int, np.ndarray]:
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        return {
+            round(frame.pts * stream.time_base * stream.average_rate): frame.to_ndarray(format="rgb24")
+            for frame in container.decode(stream)
+        }
+
+
+# What each cut keeps for sure: the frames well before it (25 fps; about 1.3 s survive a cut at half the bytes).
+@pytest.mark.parametrize(
+    ("every", "cut_at", "surely_kept"),
+    [(None, 0.5, [0]), ("0.5", 0.5, [0, 13, 25]), ("0.5", 0.35, [0]), ("0.5", 0.7, [0, 13, 25])],
+)
+def test_truncated_video_is_reported_and_keeps_only_intact_frames(
+    fixed_camera_video: Path, tmp_path: Path, every: str | None, cut_at: float, surely_kept: list[int], capsys
+) -> None:
+    faststart = _faststart_copy(fixed_camera_video, tmp_path / "fast.mp4")
     cut = tmp_path / "cut.mp4"
-    cut.write_bytes(faststart.read_bytes()[: int(faststart.stat().st_size * 0.5)])
+    cut.write_bytes(faststart.read_bytes()[: int(faststart.stat().st_size * cut_at)])
     args = ["frames", str(cut), "-o", str(tmp_path / "out")] + (["--every", every] if every else [])
     assert main(args) == 1
     err = capsys.readouterr().err
     assert f"{cut}: " in err
     assert " s of the 6.00 s its header declares" in err
-    # What came before the cut (about 1.3 s) is kept: frame 0, and with --every 0.5 the first
-    # frames at or after 0.5 s and 1.0 s (25 fps). In the full CI suite (not alone, not under an
-    # artificial load) the decoder twice also gave a frame from around the cut (38, then 39): not
-    # understood yet, so the frames after the first three are not pinned, only bounded.
+    # Before: the packet the cut falls in was decoded from its first part, and with frame threads
+    # whether that frame (and those held before it) came out depended on thread timing. Now every
+    # kept frame is exactly the uncut video's frame, and what came before the cut is kept.
+    uncut = _frames_by_index(faststart)
     kept = _indices(tmp_path / "out", "cut")
-    if every:
-        assert kept[:3] == [0, 13, 25] and len(kept) <= 4 and all(38 <= i <= 39 for i in kept[3:]), kept
-    else:
-        assert kept == [0]
+    for index in kept:
+        png = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / frame_name("cut", index))), cv2.COLOR_BGR2RGB)
+        np.testing.assert_array_equal(png, uncut[index], err_msg=f"frame {index}")
+    assert kept[: len(surely_kept)] == surely_kept
+    if every is None:
+        assert kept == [0]  # one key frame in the whole video
+
+
+def test_the_packet_a_cut_falls_in_is_never_decoded(fixed_camera_video: Path, tmp_path: Path) -> None:
+    faststart = _faststart_copy(fixed_camera_video, tmp_path / "fast.mp4")
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(faststart.read_bytes()[: int(faststart.stat().st_size * 0.5)])
+    uncut = _frames_by_index(faststart)
+    results = {}
+    for threads in ("NONE", "FRAME"):  # the same frames whatever the threading
+        with av.open(str(cut)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = threads
+            reader = VideoReader(container, stream)
+            frames = {
+                round(f.pts * stream.time_base * stream.average_rate): f.to_ndarray(format="rgb24")
+                for f in reader.frames(drop_damaged=True)
+            }
+            assert reader.incomplete_packets == 1 and reader.damaged_frames == 0
+        assert frames and all(np.array_equal(frame, uncut[i]) for i, frame in frames.items())
+        results[threads] = sorted(frames)
+    assert results["NONE"] == results["FRAME"]

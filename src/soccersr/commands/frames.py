@@ -78,9 +78,11 @@ def run(args: argparse.Namespace) -> int:
                 print(f"soccersr frames: error: {exc}", file=sys.stderr)
                 failures += 1
                 continue
+        damaged = f", {stats.damaged} damaged frames dropped" if stats.damaged else ""
         print(
             f"{video.name}: {stats.written} written, {stats.existing} already there, "
             f"{stats.duplicates} near-duplicates and {stats.blank} black/flat skipped ({stats.candidates} candidates)"
+            f"{damaged}"
         )
         if stats.truncation is not None:
             print(f"soccersr frames: error: {video}: {stats.truncation}; the frames before are kept", file=sys.stderr)

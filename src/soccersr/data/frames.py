@@ -15,7 +15,9 @@ A candidate is skipped when it is
   only about one frame per 10 s whatever ``every`` said.
 
 A video that ends before the length its header declares, or fails to decode, is read up to that
-point; ``FrameStats.truncation`` says where and why (the frames before are kept).
+point; ``FrameStats.truncation`` says where and why (the frames before are kept). A frame is never
+made from a packet the file ends in the middle of, and frames the decoder flags as damaged are
+dropped: a training frame must be what the camera saw.
 
 Kept frames are written at the source resolution as lossless PNG named ``<video stem>_<frame index>.png``
 (6-digit, 0-based index computed from the timestamp). Writes are atomic, and a frame whose file already
@@ -114,6 +116,8 @@ class FrameStats:
     """Kept frames whose file was already there (an earlier, interrupted run)."""
     duplicates: int = 0
     blank: int = 0
+    damaged: int = 0
+    """Frames the decoder flagged as damaged (concealed errors): never candidates."""
     truncation: str | None = None
     """Where and why decoding stopped before the end the header declares (None: read to the end)."""
 
@@ -212,6 +216,7 @@ def extract_frames(
             if cfg.max_frames is not None and stats.kept >= cfg.max_frames:
                 stopped_early = True
                 break
+        stats.damaged = reader.damaged_frames
         if not stopped_early:
             stats.truncation = reader.truncation()
     return stats
@@ -237,7 +242,7 @@ def _candidates(
     time_base: Fraction = stream.time_base
     start = stream.start_time or 0
     next_slot = 0  # in ``every`` mode: the next multiple of ``every`` seconds still without a frame
-    for count, frame in enumerate(reader.frames()):
+    for count, frame in enumerate(reader.frames(drop_damaged=True)):
         if frame.pts is not None:
             seconds = float((frame.pts - start) * time_base)
             index = round((frame.pts - start) * time_base * rate) if rate else int(frame.pts - start)

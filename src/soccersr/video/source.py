@@ -11,7 +11,6 @@ count from the video stream's first timestamp, as ``ffmpeg -ss`` does.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import math
@@ -98,10 +97,20 @@ class VideoReader:
         """Seconds into the stream of the packet that gave ``error``."""
         self.read_to: int | None = None
         """End of the last packet read (its pts + duration), in the stream's time base."""
+        self.incomplete_packets = 0
+        """Packets the file ended in the middle of (never decoded)."""
+        self.damaged_frames = 0
+        """Frames the decoder flagged as damaged (dropped with ``drop_damaged``)."""
 
-    def frames(self) -> Iterator[av.VideoFrame]:
+    def frames(self, *, drop_damaged: bool = False) -> Iterator[av.VideoFrame]:
         """Every decoded frame, in presentation order, to the end of the file. A damaged packet
-        is skipped (the first such error is kept in ``error``); a read error ends the stream."""
+        is skipped (the first such error is kept in ``error``); a read error ends the stream.
+
+        A packet cut short by the end of the file is never decoded: the decoder would make a
+        frame from part of its data, and with frame threads whether that frame comes out, and
+        whether the ones held before it do, depends on thread timing. With ``drop_damaged``,
+        frames the decoder flags as damaged (concealed errors) are dropped too.
+        """
         import av
 
         packets = self.container.demux(self.stream)
@@ -113,6 +122,9 @@ class VideoReader:
             except av.error.FFmpegError as exc:  # the file cannot be read further
                 self._note(exc, None)
                 break
+            if packet.is_corrupt:
+                self.incomplete_packets += 1
+                continue
             if packet.pts is not None:
                 end = packet.pts + (packet.duration or 0)
                 self.read_to = end if self.read_to is None else max(self.read_to, end)
@@ -121,9 +133,20 @@ class VideoReader:
             except av.error.FFmpegError as exc:  # a damaged packet: the decoder goes on with the next
                 self._note(exc, packet.pts)
                 continue
-            yield from frames
-        with contextlib.suppress(av.error.FFmpegError):  # after a read error: the frames the decoder still holds
-            yield from self.stream.codec_context.decode(None)
+            yield from self._kept(frames, drop_damaged)
+        try:  # after a read error: the frames the decoder still holds
+            held = self.stream.codec_context.decode(None)
+        except av.error.FFmpegError:
+            held = []
+        yield from self._kept(held, drop_damaged)
+
+    def _kept(self, frames: list[av.VideoFrame], drop_damaged: bool) -> Iterator[av.VideoFrame]:
+        for frame in frames:
+            if frame.is_corrupt:
+                self.damaged_frames += 1
+                if drop_damaged:
+                    continue
+            yield frame
 
     def _note(self, exc: Exception, pts: int | None) -> None:
         if self.error is None:
