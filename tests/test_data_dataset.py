@@ -203,3 +203,36 @@ def test_paired_dataset_errors_name_the_files(tmp_path: Path, caplog) -> None:
         PairedImageDataset(tmp_path / "lq", tmp_path / "hr")
     with pytest.raises(DatasetError, match="nope: not a directory"):
         PairedImageDataset(tmp_path / "nope", tmp_path / "hr")
+
+
+def test_player_masks_follow_every_flip_and_crop(tmp_path: Path, caplog) -> None:
+    # The image's blue channel is 255 exactly where the mask is white: after any flip, transpose, crop
+    # and padding, the two must still agree pixel for pixel.
+    rng = np.random.default_rng(0)
+    masks = {name: (rng.random((70, 90)) > 0.7).astype(np.uint8) * 255 for name in ("a.png", "sub/b.png")}
+    images = {}
+    for name, mask in masks.items():
+        image = _coordinate_image(70, 90)
+        image[..., 0] = mask  # BGR: blue
+        images[name] = image
+        (tmp_path / "masks" / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / "masks" / name), mask)
+    meta = _make_set(tmp_path / "hr", images)
+    dataset = HRImageDataset(meta, tmp_path / "hr", crop_pad_size=64, use_rot=True, mask_root=tmp_path / "masks")
+    for epoch in range(4):
+        dataset.set_epoch(epoch)
+        for item in (dataset[0], dataset[1]):
+            mask, gt = item["player_mask"], item["gt"]
+            assert mask.shape == (1, 64, 64) and set(mask.unique().tolist()) <= {0.0, 1.0}
+            assert torch.equal(mask[0], (gt[2] > 0.5).float())
+    # No mask, or one of another size: the image is bad (skipped with a warning naming it).
+    (tmp_path / "masks" / "sub" / "b.png").unlink()
+    cv2.imwrite(str(tmp_path / "masks" / "a.png"), np.zeros((10, 10), np.uint8))
+    dataset = HRImageDataset(meta, tmp_path / "hr", crop_pad_size=64, mask_root=tmp_path / "masks")
+    with pytest.raises(DatasetError, match="bad image, and 20 replacement images were bad too"):
+        dataset[0]
+    assert "a.png: its player mask" in caplog.text and "is 10x10, the image 90x70" in caplog.text
+    assert "b.png: its player mask" in caplog.text
+    strict = HRImageDataset(meta, tmp_path / "hr", crop_pad_size=64, mask_root=tmp_path / "masks", on_bad_image="error")
+    with pytest.raises(DatasetError, match=r"a\.png: its player mask .* is 10x10"):
+        strict[0]

@@ -315,6 +315,14 @@ def test_from_pixels_and_to_pixels_round_trip(shape: tuple[int, ...], dtype: typ
         DecodedImage.from_pixels(pixels.astype(np.float32))
 
 
+def test_from_pixels_takes_one_channel_planes() -> None:
+    # (H, W, 1), as a mask or an OpenCV gray image with a channel axis, is gray; it used to fail to broadcast.
+    plane = _rng().integers(0, 256, (4, 5)).astype(np.uint8)
+    image = DecodedImage.from_pixels(plane[:, :, None])
+    assert image.is_gray and image.alpha is None
+    np.testing.assert_array_equal(image.to_pixels(), plane)
+
+
 def test_palette_cmyk_and_bilevel_images(tmp_path: Path) -> None:
     palette = Image.new("P", (4, 3))
     palette.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)

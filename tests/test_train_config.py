@@ -179,6 +179,18 @@ def test_load_config_names_the_file(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_player_weight_needs_the_masks() -> None:
+    with pytest.raises(ConfigError, match=r"train\.pixel_opt\.player_weight: needs the player masks"):
+        load_config(REPO / "configs" / "soccer_x4plus.yml", ["train.pixel_opt.player_weight=4"])
+    with pytest.raises(ConfigError, match=r"train\.pixel_opt\.player_weight: .*greater than or equal to 1"):
+        load_config(REPO / "configs" / "soccer_x4plus.yml", ["train.pixel_opt.player_weight=0.5"])
+    cfg = load_config(
+        REPO / "configs" / "soccer_x4plus.yml",
+        ["train.pixel_opt.player_weight=4", "datasets.train.dataroot_mask=data/masks"],
+    )
+    assert cfg.train.pixel_opt.player_weight == 4 and cfg.datasets.train.dataroot_mask == "data/masks"
+
+
 def test_dump_round_trips(tmp_path: Path) -> None:
     for name in ("finetune_soccer_x4plus.yml", "train_realesrnet_x4plus.yml"):
         cfg = load_config(REPO / "configs" / name, ["train.total_iter=7", "datasets.train.noise_range2=[2, 3]"])

@@ -124,6 +124,29 @@ def test_realesrgan_resume_is_bit_identical_even_after_a_corrupt_checkpoint(tmp_
     assert [r["iteration"] for r in _rows(b / "logs" / "val.csv")] == ["2", "4"]
 
 
+def test_web_mix_and_player_weighted_l1_run_and_resume_exactly(tmp_path: Path, soccer_crops: Path) -> None:
+    # soccersr's two additions together: half the samples degraded the web way, and the L1 weighing the
+    # player pixels 4x, their masks riding through the crop and the pool (which a resume restores).
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for path in sorted(soccer_crops.glob("*.png")):
+        height, width = cv2.imread(str(path)).shape[:2]
+        mask = np.zeros((height, width), np.uint8)
+        mask[height // 4 : height // 2, width // 3 : width // 2] = 255
+        cv2.imwrite(str(masks / path.name), mask)
+    raw = tiny_raw(tmp_path, soccer_crops, gan=True, total_iter=4)
+    raw["datasets"]["train"].update(web_prob=0.5, dataroot_mask=str(masks))
+    raw["train"]["pixel_opt"]["player_weight"] = 4.0
+    raw["logger"].update(save_checkpoint_freq=2, keep_checkpoints=2)
+    assert train(parse_config({**raw, "path": {"experiments_root": str(tmp_path / "a")}}), device="cpu").iteration == 4
+    b_root = {"experiments_root": str(tmp_path / "b")}
+    train(parse_config({**raw, "path": b_root, "train": {**raw["train"], "total_iter": 2}}), device="cpu")
+    assert train(parse_config({**raw, "path": b_root}), auto_resume=True, device="cpu").iteration == 4
+    ta, tb = (_tensors(root / "tiny" / "training_states" / "4.state") for root in (tmp_path / "a", tmp_path / "b"))
+    assert ta["/ranks/0/pool/gt"].shape[1] == 4  # the GT and its player mask
+    assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
 def test_finetune_starts_from_pretrained_g_ema_and_d(tmp_path: Path, soccer_crops: Path) -> None:
     from soccersr.archs import RRDBNet, UNetDiscriminatorSN
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from soccersr.archs import RRDBNet, UNetDiscriminatorSN
 from soccersr.degrade import DegradationConfig, TrainingPairPool
 from soccersr.train.ema import make_ema
-from soccersr.train.losses import PerceptualLoss
+from soccersr.train.losses import PerceptualLoss, l1_loss
 from soccersr.train.step import Networks, StepOptions, TrainingPair, optimize, synthesize_batch, updates_generator
 from soccersr.train.vgg import VGG19Features
 
@@ -114,6 +115,32 @@ def test_synthesize_batch_shapes_levels_and_determinism() -> None:
     assert not torch.equal(web.lq, a.lq)
     esrnet = run(1, gan=False, sharpen_gt_first=True)
     assert esrnet.gt is esrnet.gt_usm and not torch.equal(esrnet.gt, a.gt)  # Real-ESRNet: the GT itself is sharpened
+
+
+def test_player_mask_rides_with_the_gt_and_weights_the_l1() -> None:
+    gen = torch.Generator().manual_seed(0)
+    mask = (torch.rand(2, 1, 64, 64, generator=gen) > 0.8).float()
+    gt = torch.rand(2, 3, 64, 64, generator=gen) * 0.5
+    gt[:, 2:] = torch.where(mask.bool(), 1.0, gt[:, 2:])  # blue saturates exactly on the players
+    pool = TrainingPairPool(2, seed=0)
+    opts = _opts(player_weight=5.0)
+    for seed in range(3):  # the pool's second round hands back the first batch's pairs
+        pair = synthesize_batch(
+            gt, opts=opts, generator=torch.Generator().manual_seed(seed), pool=pool, player_mask=mask
+        )
+        assert pair.gt.shape == (2, 3, 32, 32) and pair.l1_weight is not None
+        assert torch.equal(pair.l1_weight, 1 + 4 * (pair.gt[:, 2:] == 1).float())
+    plain = synthesize_batch(
+        gt, opts=_opts(), generator=torch.Generator().manual_seed(0), pool=TrainingPairPool(2), player_mask=mask
+    )
+    assert plain.l1_weight is None  # weight 1: the plain L1
+
+
+def test_weighted_l1_is_a_weighted_mean_on_the_plain_scale() -> None:
+    pred, target = torch.zeros(1, 3, 2, 2), torch.tensor([1.0, 2, 3, 4]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
+    weight = torch.tensor([1.0, 1, 1, 5]).view(1, 1, 2, 2)
+    assert float(l1_loss(pred, target, weight)) == pytest.approx((1 + 2 + 3 + 20) / 8)
+    assert float(l1_loss(pred, target, torch.ones(1, 1, 2, 2))) == pytest.approx(float(l1_loss(pred, target)))
 
 
 def test_full_step_on_the_device(device: torch.device) -> None:

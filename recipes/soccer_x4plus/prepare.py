@@ -18,6 +18,9 @@ the full-size PNGs would not fit the 64 MiB carry. ``build`` makes:
 - ``train/multiscale``: copies of every training GT frame at x0.5 and x0.25 (PIL LANCZOS, as the
   official multiscale script), so that players appear at more sizes (v2; ``--no-multiscale`` for v1's set).
 - ``train/crops`` + ``train/meta_info.txt``: official 400/200 sliding-window sub-images of both.
+- ``train/masks/crops*``: the player mask of every sub-image (white inside the YOLO person boxes, grown
+  10% as in the evaluation; black for the clip frames, which have no boxes), at the same relative path,
+  for ``train.pixel_opt.player_weight`` with ``datasets.train.dataroot_mask: .devrun/soccer/train/masks``.
 - ``val/hr`` + ``val/lq``: the validation game, x0.5, with LQ synthesised by the training
   degradation (fixed seed), for model selection during training.
 - ``eval/hr`` + ``eval/labels``: the held-out games (unaugmented frames only), x0.5, with their
@@ -38,11 +41,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from soccersr.data.crops import CropConfig, crop_folder, lanczos_resize
 from soccersr.data.frames import FrameConfig, extract_frames
 from soccersr.data.meta import relative_lines, write_meta_info
 from soccersr.degrade import degrade_image
+from soccersr.eval.boxes import person_mask, read_boxes
 from soccersr.io.images import DecodedImage, ImageReadError, read_image, to_integer, write_image
 from soccersr.io.listing import list_images
 
@@ -54,6 +59,7 @@ VAL_SEED = 1234
 # Multiscale copies of the training GT (v2): far players at half and a quarter of their size.
 MULTISCALE_FACTORS = (0.5, 0.25)
 _GAME_ID = re.compile(r"^([0-9a-f]{6})_\d+", re.IGNORECASE)
+_MULTISCALE_SUFFIX = re.compile(r"_x[0-9.]+$")
 
 
 def game_id(path: str | Path) -> str:
@@ -91,10 +97,8 @@ def collect(shared: Path, out: Path, max_train: int | None, clip_frames: int) ->
         folder.mkdir(parents=True, exist_ok=True)
         for path in paths:
             shutil.copy2(path, folder / path.name)
-    labels = out / "sources" / "eval_labels"
-    labels.mkdir(parents=True, exist_ok=True)
-    for path in split["eval"]:
-        shutil.copy2(dfl / "labels" / f"{path.stem}.txt", labels / f"{path.stem}.txt")
+    for name in ("eval", "train"):  # the training boxes make the player masks of the weighted L1
+        _copy_labels(split[name], dfl / "labels", out / "sources" / f"{name}_labels")
     clips = _collect_clip_frames(shared / "soccertrack-wideview", out / "sources" / "train_clips", clip_frames)
     # The tiny crops, for the CUDA test cases on a GPU machine (SOCCERSR_SHARED_DATA points here).
     shutil.copytree(shared / "tiny", out / "sources" / "shared" / "tiny", dirs_exist_ok=True)
@@ -104,6 +108,14 @@ def collect(shared: Path, out: Path, max_train: int | None, clip_frames: int) ->
         + ", ".join(f"{k} {len(v)} frames from games {games[k]}" for k, v in split.items())
         + f"; {clips} wide-angle clip frames for training"
     )
+
+
+def _copy_labels(frames: list[Path], src: Path, dst: Path) -> None:
+    """The YOLO box file of each frame that has one."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for frame in frames:
+        if (src / f"{frame.stem}.txt").is_file():
+            shutil.copy2(src / f"{frame.stem}.txt", dst / f"{frame.stem}.txt")
 
 
 def _collect_clip_frames(clip_dir: Path, dst: Path, per_clip: int) -> int:
@@ -168,6 +180,36 @@ def _multiscale(src: Path, dst: Path) -> int:
     return count
 
 
+def _render_masks(images: Path, labels: Path, dst: Path) -> None:
+    """A player mask per image of ``images`` (same stem, PNG), from ``labels/<stem>.txt`` (multiscale
+    copies ``<stem>_x0.5`` use their frame's boxes: they are normalised); no box file: all black."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
+    for path in list_images(images):
+        with Image.open(path) as image:
+            width, height = image.size
+        label = labels / f"{_MULTISCALE_SUFFIX.sub('', path.stem)}.txt"
+        boxes = read_boxes(label) if label.is_file() else []
+        mask = person_mask(boxes, width, height).astype(np.uint8) * 255
+        write_image(dst / f"{path.stem}.png", DecodedImage.from_pixels(mask[..., None]), png_compression=3)
+
+
+def _player_masks(out: Path, crop_cfg: CropConfig, workers: int, multiscale: bool) -> None:
+    """``train/masks/crops*``: the frames' player masks, cut into the same sub-images as the frames."""
+    train, labels = out / "train", out / "sources" / "train_labels"
+    if not labels.is_dir():
+        return  # sources collected before the masks existed: rerun collect for them
+    masks = train / "masks"
+    pairs = [("hr", "crops")] + ([("multiscale", "crops_multiscale")] if multiscale else [])
+    for images, crops in pairs:
+        _render_masks(train / images, labels, masks / images)
+        if (masks / crops).exists():
+            shutil.rmtree(masks / crops)
+        crop_folder(masks / images, masks / crops, crop_cfg, workers=workers)
+    print(f"player masks: {len(list_images(masks / 'crops'))} sub-images (+ multiscale: {multiscale})")
+
+
 def build(out: Path, workers: int, multiscale: bool = True) -> None:
     sources = out / "sources"
     # A GPU session may carry the training and validation sources only (the carry is small): a
@@ -189,6 +231,7 @@ def build(out: Path, workers: int, multiscale: bool = True) -> None:
         print(f"multiscale: {copies} copies (x{', x'.join(f'{f:g}' for f in MULTISCALE_FACTORS)}), {small}")
     elif (out / "train" / "crops_multiscale").exists():
         shutil.rmtree(out / "train" / "crops_multiscale")
+    _player_masks(out, crop_cfg, workers, multiscale)
     lines = [line for _, line in relative_lines(folders, [out / "train"] * len(folders))]
     write_meta_info(lines, out / "train" / "meta_info.txt")
     (out / "val" / "lq").mkdir(parents=True, exist_ok=True)

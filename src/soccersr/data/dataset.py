@@ -4,6 +4,8 @@
 images listed in a meta_info file, flips them (and rotates them with ``use_rot``), pads images smaller
 than ``crop_pad_size`` with reflection at the bottom/right and random-crops them to
 ``crop_pad_size`` square. The degradation kernels and everything else happen in ``soccersr.degrade``.
+With ``mask_root``, each image's player mask travels with it as a fourth channel through the same
+flips and crop, so the two stay aligned pixel for pixel.
 
 Randomness comes only from a numpy Generator seeded by ``(seed, epoch, index)``: an item is the same
 whatever the worker count or the order in which items are asked for. Call ``set_epoch(e)`` before
@@ -89,6 +91,9 @@ class HRImageDataset(Dataset):
             replaces unreadable or too-small images at read time by another, deterministically chosen
             image (one warning each); ``"error"`` raises ``DatasetError`` naming the file.
         seed: base seed (>= 0) of the per-item generators.
+        mask_root: a folder with a player mask per image, at the meta_info path with a ``.png`` suffix
+            (8-bit, > 127 on players); items then also hold ``"player_mask"``: (1,S,S) float32 0/1.
+            A missing or mismatched mask makes its image bad (skipped or an error, as above).
         min_size: images whose shorter side is below this are bad; default ``crop_pad_size // 2``
             (smaller images would be mostly reflection padding).
 
@@ -108,6 +113,7 @@ class HRImageDataset(Dataset):
         on_bad_image: str = "skip",
         seed: int = 0,
         min_size: int | None = None,
+        mask_root: Path | None = None,
     ) -> None:
         if crop_pad_size < 1:
             raise ValueError(f"crop_pad_size must be >= 1, got {crop_pad_size}")
@@ -127,6 +133,8 @@ class HRImageDataset(Dataset):
             raise DatasetError(str(exc)) from exc
         root = Path(dataroot_gt)
         paths = [root / line for line in lines]
+        self.mask_root = None if mask_root is None else Path(mask_root)
+        self.root = root
         missing = [str(p) for p in paths if not p.is_file()]
         if missing and on_bad_image == "error":
             raise DatasetError(f"{meta_info}: {len(missing)} listed file(s) missing: {_names(missing)}")
@@ -173,7 +181,15 @@ class HRImageDataset(Dataset):
         rng = np.random.default_rng(augment_seq)
         image = augment(image, rng, hflip=self.use_hflip, rot=self.use_rot)
         image = pad_and_crop(image, self.crop_pad_size, rng)
-        return {"gt": to_tensor(image), "gt_path": str(self.paths[chosen])}
+        item: dict[str, object] = {"gt": to_tensor(image[..., :3]), "gt_path": str(self.paths[chosen])}
+        if self.mask_root is not None:
+            item["player_mask"] = to_tensor(image[..., 3:])
+        return item
+
+    def mask_path(self, index: int) -> Path:
+        """Where the player mask of image ``index`` is (``mask_root`` set)."""
+        assert self.mask_root is not None
+        return (self.mask_root / self.paths[index].relative_to(self.root)).with_suffix(".png")
 
     def _load(self, index: int) -> np.ndarray | None:
         """The image at ``index``, or ``None`` when it is bad and ``on_bad_image == "skip"``."""
@@ -186,14 +202,35 @@ class HRImageDataset(Dataset):
             reason = str(exc)
         else:
             height, width = image.shape[:2]
-            if min(height, width) >= self.min_size:
+            if min(height, width) < self.min_size:
+                reason = f"{path}: too small ({width}x{height}, the shorter side must be >= {self.min_size})"
+            elif self.mask_root is None:
                 return image
-            reason = f"{path}: too small ({width}x{height}, the shorter side must be >= {self.min_size})"
+            else:
+                with_mask, reason = self._with_mask(index, image)
+                if with_mask is not None:
+                    return with_mask
         if self.on_bad_image == "error":
             raise DatasetError(reason)
         log.warning("skipping bad training image: %s", reason)
         self._bad.add(index)
         return None
+
+    def _with_mask(self, index: int, image: np.ndarray) -> tuple[np.ndarray | None, str]:
+        """``image`` with its player mask as a fourth channel, or None and why not."""
+        path = self.mask_path(index)
+        try:
+            mask = read_image(path, max_pixels=None).rgb
+        except ImageReadError as exc:
+            return None, f"{self.paths[index]}: its player mask: {exc}"
+        if mask.shape[:2] != image.shape[:2]:
+            size = f"{mask.shape[1]}x{mask.shape[0]}"
+            return (
+                None,
+                f"{self.paths[index]}: its player mask {path} is {size}, the image {image.shape[1]}x{image.shape[0]}",
+            )
+        players = (mask.mean(axis=2, keepdims=True) > 0.5).astype(np.float32)
+        return np.concatenate([image, players], axis=2), ""
 
 
 class PairedImageDataset(Dataset):

@@ -111,6 +111,14 @@ def person_boxes(boxes: list[Box], width: int, height: int, *, enlarge: float = 
     return out
 
 
+def person_mask(boxes: list[Box], width: int, height: int, *, enlarge: float = DEFAULT_ENLARGE) -> np.ndarray:
+    """(height, width) bool: True inside the person boxes (the pixels ``region_scores`` scores)."""
+    mask = np.zeros((height, width), dtype=bool)
+    for box in person_boxes(boxes, width, height, enlarge=enlarge):
+        mask[box.y0 : box.y1, box.x0 : box.x1] = True
+    return mask
+
+
 @dataclass(frozen=True)
 class RegionScores:
     """PSNR/SSIM over a set of boxes of one image."""

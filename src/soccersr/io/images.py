@@ -116,7 +116,8 @@ class DecodedImage:
         rgb = np.empty((*pixels.shape[:2], 3), np.float32)
         # A true division, so the top level maps to exactly 1.0 (as BasicSR reads training data).
         if channels <= 2:
-            rgb[:] = np.divide(pixels if channels == 1 else pixels[:, :, 0], top, dtype=np.float32)[:, :, None]
+            luma = pixels if pixels.ndim == 2 else pixels[:, :, 0]  # (H, W), (H, W, 1) or gray + alpha
+            rgb[:] = np.divide(luma, top, dtype=np.float32)[:, :, None]
         else:
             np.divide(pixels[:, :, :3], top, out=rgb, dtype=np.float32)
         alpha = np.divide(pixels[:, :, -1], top, dtype=np.float32) if channels in (2, 4) else None

@@ -93,6 +93,9 @@ class TrainDataConfig:
     num_worker_per_gpu: NonNegativeInt = 5
     on_bad_image: Literal["skip", "error"] = "skip"
     """soccersr: an unreadable HR image is skipped (logged) or stops the run."""
+    dataroot_mask: str | None = None
+    """soccersr: a folder of player masks, one per HR image at the same relative path (a PNG, white on
+    players; ``soccersr player-masks`` writes them), for ``train.pixel_opt.player_weight``."""
     degradation: DegradationConfig = field(default_factory=DegradationConfig)
     """Built from the official flat keys (``resize_prob``, ``noise_range2``, ``final_sinc_prob``, ...)."""
 
@@ -212,6 +215,9 @@ class PixelLossConfig:
     type: Literal["L1Loss"] = "L1Loss"
     loss_weight: NonNegativeFloat = 1.0
     reduction: Literal["mean"] = "mean"
+    player_weight: Annotated[Float, Field(ge=1)] = 1.0
+    """soccersr: the L1 weight of player pixels, from the masks in ``datasets.train.dataroot_mask``
+    (the weighted mean keeps the loss on the plain L1's scale); 1: the plain L1."""
 
 
 @config_dataclass
@@ -356,6 +362,16 @@ class TrainingConfig:
             "val",
             "datasets.val and val (val_freq) must be given together",
         )
+        self._check_player_weight()
+
+    def _check_player_weight(self) -> None:
+        pixel = self.train.pixel_opt
+        if pixel is not None and pixel.player_weight != 1:
+            require(
+                self.datasets.train.dataroot_mask is not None,
+                "train.pixel_opt.player_weight",
+                "needs the player masks: set datasets.train.dataroot_mask",
+            )
 
     @property
     def experiment_dir(self) -> Path:

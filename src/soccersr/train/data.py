@@ -120,6 +120,7 @@ def build_batch_stream(
         use_rot=cfg.use_rot,
         on_bad_image=cfg.on_bad_image,
         seed=seed,
+        mask_root=None if cfg.dataroot_mask is None else Path(cfg.dataroot_mask),
     )
     need = world_size * cfg.batch_size_per_gpu
     if len(dataset) < need:

@@ -161,10 +161,13 @@ def _loop(
             lr_g, lr_d = state.learning_rates()
 
             # ---- one step: degrade a batch of HR crops, update G (and D), move the EMA ----
-            gt = state.stream.next()["gt"].to(ctx.device, non_blocking=True)
+            batch = state.stream.next()
+            gt = batch["gt"].to(ctx.device, non_blocking=True)
+            mask = batch["player_mask"].to(ctx.device, non_blocking=True) if "player_mask" in batch else None
             state.iteration += 1
             losses = train_step(
                 gt,
+                player_mask=mask,
                 nets=nets,
                 opt_g=state.opt_g,
                 opt_d=state.opt_d,

@@ -17,9 +17,16 @@ from torch import nn
 from soccersr.train.vgg import VGGFeatures
 
 
-def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error, in float32."""
-    return F.l1_loss(pred.float(), target.float())
+def l1_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean absolute error, in float32; with ``weight`` (B, 1, H, W), the weighted mean.
+
+    The weighted mean divides by the mean weight, so a loss that weighs players 4x stays on the
+    scale of the plain L1 and the perceptual weight calibrated against it still holds.
+    """
+    if weight is None:
+        return F.l1_loss(pred.float(), target.float())
+    weight = weight.float()
+    return ((pred.float() - target.float()).abs() * weight).mean() / weight.mean()
 
 
 class PerceptualLoss(nn.Module):

@@ -45,6 +45,8 @@ class StepOptions:
     gan_gt_usm: bool = False
     pixel_weight: float | None = 1.0
     """None: no pixel loss."""
+    player_weight: float = 1.0
+    """L1 weight of the player pixels (the batches' ``player_mask``); 1: the plain L1."""
     gan_weight: float = 0.1
     real_label: float = 1.0
     fake_label: float = 0.0
@@ -72,6 +74,7 @@ class StepOptions:
             percep_gt_usm=percep_usm,
             gan_gt_usm=gan_usm,
             pixel_weight=None if t.pixel_opt is None else t.pixel_opt.loss_weight,
+            player_weight=1.0 if t.pixel_opt is None else t.pixel_opt.player_weight,
             gan_weight=0.0 if t.gan_opt is None else t.gan_opt.loss_weight,
             real_label=1.0 if t.gan_opt is None else t.gan_opt.real_label_val,
             fake_label=0.0 if t.gan_opt is None else t.gan_opt.fake_label_val,
@@ -133,6 +136,8 @@ class TrainingPair:
     """(B, 3, gt_size, gt_size) target."""
     gt_usm: Tensor
     """USM-sharpened ``gt`` (the same tensor when not needed)."""
+    l1_weight: Tensor | None = None
+    """(B, 1, gt_size, gt_size) per-pixel L1 weight (players weigh more), or None for the plain L1."""
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[None]:
@@ -141,10 +146,17 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContex
 
 @torch.no_grad()
 def synthesize_batch(
-    gt: Tensor, *, opts: StepOptions, generator: torch.Generator, pool: TrainingPairPool
+    gt: Tensor,
+    *,
+    opts: StepOptions,
+    generator: torch.Generator,
+    pool: TrainingPairPool,
+    player_mask: Tensor | None = None,
 ) -> TrainingPair:
     """HR crops (B, 3, S, S) in [0, 1] on the training device -> a training pair batch.
 
+    ``player_mask`` (B, 1, S, S), 1 on players, rides along with the GT as a fourth channel through
+    the crop and the pool, so it stays aligned; it becomes the pair's ``l1_weight``.
     Every random choice comes from ``generator`` (CPU) and the pool's own generator.
     """
     sharp = usm_sharp(gt) if (opts.gan or opts.sharpen_gt_first) else gt
@@ -159,14 +171,20 @@ def synthesize_batch(
     if opts.degradation.web_prob > 0:
         # From the GT as it is, like the web LQ of ``soccersr eval``: a web photo was never USM-sharpened.
         lq = mix_in_web(lq, gt, opts.degradation.web_prob, scale=opts.scale, generator=generator)
+    if player_mask is not None:
+        gt = torch.cat([gt, player_mask.to(gt.dtype)], dim=1)
     (gt,), lq = paired_random_crop((gt,), lq, opts.gt_size, opts.scale, generator=generator)
     lq, gt = pool.exchange(lq, gt)
+    l1_weight = None
+    if player_mask is not None:
+        gt, mask = gt[:, :3], gt[:, 3:]
+        l1_weight = 1 + (opts.player_weight - 1) * mask if opts.player_weight != 1 else None
     # Dense tensors in the networks' memory format (the crops are strided views).
     fmt = torch.channels_last if opts.channels_last else torch.contiguous_format
     lq, gt = lq.contiguous(memory_format=fmt), gt.contiguous(memory_format=fmt)
     # The pool handed back other images: sharpen them anew (as official).
     gt_usm = usm_sharp(gt).contiguous(memory_format=fmt) if opts.gan else gt
-    return TrainingPair(lq=lq, gt=gt, gt_usm=gt_usm)
+    return TrainingPair(lq=lq, gt=gt, gt_usm=gt_usm, l1_weight=l1_weight)
 
 
 def updates_generator(opts: StepOptions, iteration: int) -> bool:
@@ -205,7 +223,7 @@ def optimize(
             output = nets.g_forward(pair.lq)
             total = output.new_zeros((), dtype=torch.float32)
             if opts.pixel_weight is not None:
-                logs["l_g_pix"] = opts.pixel_weight * l1_loss(output, l1_target)
+                logs["l_g_pix"] = opts.pixel_weight * l1_loss(output, l1_target, pair.l1_weight)
                 total = total + logs["l_g_pix"]
             if nets.perceptual is not None:
                 logs["l_g_percep"] = nets.perceptual(output, percep_target)
@@ -258,7 +276,8 @@ def train_step(
     generator: torch.Generator,
     opts: StepOptions,
     iteration: int,
+    player_mask: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Degrade an HR batch (already on the training device) and optimise on it."""
-    pair = synthesize_batch(gt, opts=opts, generator=generator, pool=pool)
+    pair = synthesize_batch(gt, opts=opts, generator=generator, pool=pool, player_mask=player_mask)
     return optimize(pair, nets=nets, opt_g=opt_g, opt_d=opt_d, opts=opts, iteration=iteration)
