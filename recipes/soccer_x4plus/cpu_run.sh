@@ -19,6 +19,16 @@
 # and data, started 2026-12-03 04:31 UTC with THREADS=1 MINUTES=45, resumed at iteration 250 with THREADS=2
 # once the machine was free (the YAML mapping has no spaces: EXTRA is split on whitespace):
 #   NAME=compact START=animevideov3 MINUTES=55 THREADS=2 EXTRA='-o network_g={"type":"SRVGGNetCompact","num_in_ch":3,"num_out_ch":3,"num_feat":64,"num_conv":16,"upscale":4,"act_type":"prelu"} -o val.val_freq=250 -o logger.save_checkpoint_freq=250' recipes/soccer_x4plus/cpu_run.sh
+# soccer-compact, second attempt (compact_plain), started 2026-12-03 07:50 UTC from the first one's checkpoint 1250:
+# half the samples degraded the web way, no GAN term, the players-weighted L1 (masks from prepare.py build),
+# and plain-GT targets for the L1 and the perceptual loss (USM targets teach a sharpening the gate counts as
+# error); the D comes from the first run's last state, extracted as {"params": net_d}, and is stepped but unused.
+# The two tries it replaced, and why, are in results/compact/README.md.
+#   NAME=compact_plain START=.devrun/experiments/compact/models/net_g_1250.pth MINUTES=72 THREADS=2 EXTRA='-o network_g={...as above...}
+#       -o datasets.train.web_prob=0.5 -o train.gan_opt.loss_weight=0 -o train.pixel_opt.player_weight=5
+#       -o datasets.train.dataroot_mask=.devrun/soccer/train/masks -o train.l1_gt_usm=false -o train.percep_gt_usm=false
+#       -o path.pretrain_network_d=.devrun/experiments/compact_d_1500.pth -o train.net_d_init_iters=0
+#       -o val.val_freq=250 -o logger.save_checkpoint_freq=250' recipes/soccer_x4plus/cpu_run.sh
 # EXTRA: more -o overrides ("-o key=value -o ...").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
