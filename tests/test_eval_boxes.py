@@ -13,6 +13,7 @@ from soccersr.eval.boxes import (
     BoxFileError,
     PixelBox,
     person_boxes,
+    person_mask,
     read_boxes,
     region_scores,
     to_pixels,
@@ -127,3 +128,13 @@ def test_border_crop_and_small_boxes_are_skipped_and_counted() -> None:
     assert scores.psnr == pytest.approx(psnr(img[crop], ref[crop], crop_border=0), abs=1e-12)
     none = region_scores(img, ref, [tiny], crop_border=4)
     assert math.isnan(none.psnr) and math.isnan(none.ssim) and (none.used, none.skipped) == (0, 1)
+
+
+def test_person_mask_covers_the_grown_person_boxes_only() -> None:
+    boxes = [Box(2, 0.25, 0.5, 0.2, 0.4), Box(0, 0.8, 0.2, 0.1, 0.1), Box(3, 1.0, 1.0, 0.2, 0.2)]
+    mask = person_mask(boxes, 40, 20)
+    assert mask.shape == (20, 40) and mask.dtype == bool
+    expected = np.zeros((20, 40), bool)
+    expected[5:15, 5:15] = True  # the player: 8.8 x 8.8 px around (10, 10), rounded outwards
+    expected[18:, 36:] = True  # the referee in the corner, clipped; the ball is no person
+    np.testing.assert_array_equal(mask, expected)

@@ -189,6 +189,14 @@ def flat_key_path(loc: Loc) -> Loc:
     return (_FLAT_KEY[loc[:2]], *loc[2:]) if loc[:2] in _FLAT_KEY else loc
 
 
+def second_order_settings(cfg: DegradationConfig) -> dict[str, Any]:
+    """``cfg`` as a plain dict without ``web_prob``: what ``degrade`` and ``degrade_image`` use (for
+    reports and cache keys, which the training-only mix must not change)."""
+    out = dataclasses.asdict(cfg)
+    del out["web_prob"]
+    return out
+
+
 def flatten(cfg: DegradationConfig) -> dict[str, Any]:
     """The official flat keys of ``cfg`` (the inverse of ``nest_flat_keys``), without ``scale``."""
     out = {flat: getattr(getattr(cfg, stage), name) for flat, (stage, name) in OFFICIAL_KEYS.items()}

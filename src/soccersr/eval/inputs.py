@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from soccersr import __version__
 from soccersr.degrade import DegradationConfig
+from soccersr.degrade.config import second_order_settings
 from soccersr.degrade.web import WEB_BLUR_SIGMA, WEB_JPEG_QUALITY, image_seed, synthesize_lq
 from soccersr.errors import UsageError
 from soccersr.eval.boxes import PixelBox, clip_box, person_boxes, read_boxes
@@ -156,7 +157,7 @@ def _degradation_digest(scale: int, kind: str = "training") -> str:
             "resize": "bicubic",
         }
     else:
-        settings = asdict(DegradationConfig(scale=scale))  # the training kind keeps its earlier digest
+        settings = second_order_settings(DegradationConfig(scale=scale))  # the training kind keeps its digest
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

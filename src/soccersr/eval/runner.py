@@ -31,6 +31,7 @@ import torch
 
 from soccersr import __version__
 from soccersr.degrade import DegradationConfig
+from soccersr.degrade.config import second_order_settings
 from soccersr.degrade.web import DEGRADATIONS, WEB_BLUR_SIGMA, WEB_JPEG_QUALITY
 from soccersr.eval import report
 from soccersr.eval.boxes import BoxFileError, PixelBox, clip_box, region_scores
@@ -522,7 +523,7 @@ def _degradation_json(kind: str) -> dict[str, Any]:
             "jpeg_quality": f"uniform integer in {list(WEB_JPEG_QUALITY)} (OpenCV)",
         }
     else:
-        config = dataclasses.asdict(DegradationConfig())
+        config = second_order_settings(DegradationConfig())
     return {
         "kind": kind,
         "config": config,
