@@ -136,5 +136,5 @@ def test_person_mask_covers_the_grown_person_boxes_only() -> None:
     assert mask.shape == (20, 40) and mask.dtype == bool
     expected = np.zeros((20, 40), bool)
     expected[5:15, 5:15] = True  # the player: 8.8 x 8.8 px around (10, 10), rounded outwards
-    expected[18:, 36:] = True  # the referee in the corner, clipped; the ball is no person
+    expected[17:, 35:] = True  # the referee (8.8 x 4.4 px) in the corner, clipped; the ball is no person
     np.testing.assert_array_equal(mask, expected)
