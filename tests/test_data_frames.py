@@ -307,9 +307,33 @@ def test_the_packet_a_cut_falls_in_is_never_decoded(fixed_camera_video: Path, tm
             reader = VideoReader(container, stream)
             frames = {
                 round(f.pts * stream.time_base * stream.average_rate): f.to_ndarray(format="rgb24")
-                for f in reader.frames(drop_damaged=True)
+                for f in reader.frames()
             }
             assert reader.incomplete_packets == 1 and reader.damaged_frames == 0
         assert frames and all(np.array_equal(frame, uncut[i]) for i, frame in frames.items())
         results[threads] = sorted(frames)
     assert results["NONE"] == results["FRAME"]
+
+
+def test_only_a_flagged_packet_at_the_very_end_is_dropped() -> None:
+    # Some demuxers (MPEG-TS) flag packets mid-file for other reasons: those must still be decoded.
+    class Packet:
+        def __init__(self, name: str, size: int = 10, corrupt: bool = False) -> None:
+            self.name, self.size, self.is_corrupt = name, size, corrupt
+
+    class Container:
+        def __init__(self, packets: list[Packet]) -> None:
+            self.packets = packets
+
+        def demux(self, stream: object) -> object:
+            return iter(self.packets)
+
+    def kept(*packets: Packet) -> tuple[list[str], int]:
+        reader = VideoReader(Container(list(packets)), object())
+        return [p.name for p in reader._packets()], reader.incomplete_packets
+
+    flush = Packet("flush", size=0)
+    assert kept(Packet("a"), Packet("b", corrupt=True), Packet("c"), flush) == (["a", "b", "c", "flush"], 0)
+    assert kept(Packet("a"), Packet("b", corrupt=True), flush) == (["a", "flush"], 1)
+    assert kept(Packet("a"), Packet("b", corrupt=True)) == (["a"], 1)
+    assert kept(Packet("a", corrupt=True), Packet("b", corrupt=True), flush) == (["a", "flush"], 1)

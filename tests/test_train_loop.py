@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 from pathlib import Path
 
@@ -145,6 +146,12 @@ def test_web_mix_and_player_weighted_l1_run_and_resume_exactly(tmp_path: Path, s
     ta, tb = (_tensors(root / "tiny" / "training_states" / "4.state") for root in (tmp_path / "a", tmp_path / "b"))
     assert ta["/ranks/0/pool/gt"].shape[1] == 4  # the GT and its player mask
     assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+    # Switching the masks off for the rest of a run is refused at resume, by name.
+    plain = copy.deepcopy(raw)
+    del plain["datasets"]["train"]["dataroot_mask"]
+    plain["train"].update(total_iter=6, pixel_opt={"loss_weight": 1.0})
+    with pytest.raises(TrainError, match="saved GT pairs have 4 channels, this run's have 3"):
+        train(parse_config({**plain, "path": b_root}), auto_resume=True, device="cpu")
 
 
 def test_finetune_starts_from_pretrained_g_ema_and_d(tmp_path: Path, soccer_crops: Path) -> None:

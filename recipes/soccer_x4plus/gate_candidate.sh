@@ -11,7 +11,8 @@
 # replace (naturalness must beat it too). OUT: report root (default .devrun/gate).
 # BASELINES: a folder with training/ and web/ reports of STOCK (and PREVIOUS) made earlier with the same seed:
 # then only the candidate runs (same LQ) and the gate merges the reports.
-# ENGINE / PRECISION (default openvino / bf16, as the shipped reports; bf16 agrees with fp32 to 52 dB), THREADS.
+# DEVICE / ENGINE / PRECISION (default cpu / openvino / bf16, as the shipped reports; bf16 agrees with fp32 to
+# 52 dB; on a GPU: DEVICE=cuda ENGINE=torch PRECISION=fp16), THREADS.
 # Needs prepare.py's .devrun/soccer (eval/hr, eval/labels) and the NIQE params fitted on the training GT:
 #   soccersr eval fit-niqe .devrun/soccer/train/hr -o .devrun/soccer/niqe_soccer_train.npz
 set -euo pipefail
@@ -38,8 +39,8 @@ fi
 for kind in training web; do
     $PY -m soccersr.cli eval "${MODELS[@]}" --hr "$DATA/eval/hr" \
         --boxes "$DATA/eval/labels" --seed 0 --degradation "$kind" \
-        --engine "${ENGINE:-openvino}" --precision "${PRECISION:-bf16}" \
+        --device "${DEVICE:-cpu}" --engine "${ENGINE:-openvino}" --precision "${PRECISION:-bf16}" \
         --niqe-params "$DATA/niqe_soccer_train.npz" --report "$OUT/$kind"
 done
 $PY recipes/soccer_x4plus/gate.py "${GATE_REPORTS[@]}" "$OUT/training/report.json" "$OUT/web/report.json" \
-    --candidate candidate --stock "$STOCK" ${PREVIOUS:+--previous "$(basename "${PREVIOUS%.*}")"} --json "$OUT/gate.json"
+    --candidate candidate --stock "$(basename "${STOCK%.*}")" ${PREVIOUS:+--previous "$(basename "${PREVIOUS%.*}")"} --json "$OUT/gate.json"

@@ -199,7 +199,8 @@ def _player_masks(out: Path, crop_cfg: CropConfig, workers: int, multiscale: boo
     """``train/masks/crops*``: the frames' player masks, cut into the same sub-images as the frames."""
     train, labels = out / "train", out / "sources" / "train_labels"
     if not labels.is_dir():
-        return  # sources collected before the masks existed: rerun collect for them
+        print(f"player masks: none ({labels} is missing: sources collected before the masks existed; rerun collect)")
+        return
     masks = train / "masks"
     pairs = [("hr", "crops")] + ([("multiscale", "crops_multiscale")] if multiscale else [])
     for images, crops in pairs:

@@ -242,7 +242,7 @@ def _candidates(
     time_base: Fraction = stream.time_base
     start = stream.start_time or 0
     next_slot = 0  # in ``every`` mode: the next multiple of ``every`` seconds still without a frame
-    for count, frame in enumerate(reader.frames(drop_damaged=True)):
+    for count, frame in enumerate(reader.frames()):
         if frame.pts is not None:
             seconds = float((frame.pts - start) * time_base)
             index = round((frame.pts - start) * time_base * rate) if rate else int(frame.pts - start)
@@ -251,7 +251,7 @@ def _candidates(
             seconds = float(count / rate) if rate else float(count)
         if progress is not None:
             progress(seconds, duration)
-        if index < 0:  # pre-roll before the stream start; never shown
+        if index < 0 or frame.is_corrupt:  # pre-roll (never shown), or damaged (counted by the reader)
             continue
         if cfg.every is None:
             yield index, seconds, frame

@@ -24,10 +24,12 @@ class TrainingPairPool:
     official model does the same).
     """
 
-    def __init__(self, size: int = 180, *, seed: int = 0) -> None:
+    def __init__(self, size: int = 180, *, seed: int = 0, gt_channels: int | None = None) -> None:
         if size < 1:
             raise ValueError(f"pool size must be positive, got {size}")
         self.size = size
+        self.gt_channels = gt_channels
+        """When set, the channels every GT batch and a restored pool must have (3, or 4 with player masks)."""
         self._generator = torch.Generator().manual_seed(seed)
         self._count = 0
         self._lq: Tensor | None = None
@@ -93,6 +95,12 @@ class TrainingPairPool:
         """Restore a ``state_dict``; the pairs go to ``device`` (default: the CPU)."""
         if state["size"] != self.size:
             raise ValueError(f"pool: saved size {state['size']} does not match this pool's size {self.size}")
+        saved = None if state["gt"] is None else state["gt"].shape[1]
+        if self.gt_channels is not None and saved is not None and saved != self.gt_channels:
+            raise ValueError(
+                f"pool: saved GT pairs have {saved} channels, this run's have {self.gt_channels}"
+                " (player masks switched on or off?)"
+            )
         self._generator.set_state(state["generator"])
         self._count = int(state["count"])
         if state["lq"] is None:

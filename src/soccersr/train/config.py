@@ -95,7 +95,7 @@ class TrainDataConfig:
     """soccersr: an unreadable HR image is skipped (logged) or stops the run."""
     dataroot_mask: str | None = None
     """soccersr: a folder of player masks, one per HR image at the same relative path (a PNG, white on
-    players; ``soccersr player-masks`` writes them), for ``train.pixel_opt.player_weight``."""
+    players; the soccer recipe's prepare.py renders them from YOLO boxes), for ``train.pixel_opt.player_weight``."""
     degradation: DegradationConfig = field(default_factory=DegradationConfig)
     """Built from the official flat keys (``resize_prob``, ``noise_range2``, ``final_sinc_prob``, ...)."""
 

@@ -247,5 +247,9 @@ def build_train_state(
             loader_seed=stream_seed(cfg.manual_seed, ctx.rank, _LOADER),
         ),
         degradation_rng=torch.Generator().manual_seed(stream_seed(cfg.manual_seed, ctx.rank, _DEGRADATION)),
-        pool=TrainingPairPool(cfg.datasets.train.queue_size, seed=stream_seed(cfg.manual_seed, ctx.rank, _POOL)),
+        pool=TrainingPairPool(
+            cfg.datasets.train.queue_size,
+            seed=stream_seed(cfg.manual_seed, ctx.rank, _POOL),
+            gt_channels=3 if cfg.datasets.train.dataroot_mask is None else 4,  # the player mask rides along
+        ),
     )

@@ -169,7 +169,8 @@ def synthesize_batch(
         params = params.to(gt.device, non_blocking=True)
     lq = degrade(source, params, opts.degradation)
     if opts.degradation.web_prob > 0:
-        # From the GT as it is, like the web LQ of ``soccersr eval``: a web photo was never USM-sharpened.
+        # From the GT the run trains towards: for Real-ESRGAN the plain one, like the web LQ of ``soccersr eval``
+        # (a web photo was never USM-sharpened); Real-ESRNet degrades whatever its GT is.
         lq = mix_in_web(lq, gt, opts.degradation.web_prob, scale=opts.scale, generator=generator)
     if player_mask is not None:
         gt = torch.cat([gt, player_mask.to(gt.dtype)], dim=1)

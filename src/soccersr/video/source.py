@@ -98,33 +98,23 @@ class VideoReader:
         self.read_to: int | None = None
         """End of the last packet read (its pts + duration), in the stream's time base."""
         self.incomplete_packets = 0
-        """Packets the file ended in the middle of (never decoded)."""
+        """Packets the file ends in the middle of (at most one; never decoded)."""
         self.damaged_frames = 0
-        """Frames the decoder flagged as damaged (dropped with ``drop_damaged``)."""
+        """Frames the decoder flagged as damaged (concealed errors); they are still yielded."""
 
-    def frames(self, *, drop_damaged: bool = False) -> Iterator[av.VideoFrame]:
+    def frames(self) -> Iterator[av.VideoFrame]:
         """Every decoded frame, in presentation order, to the end of the file. A damaged packet
         is skipped (the first such error is kept in ``error``); a read error ends the stream.
 
-        A packet cut short by the end of the file is never decoded: the decoder would make a
-        frame from part of its data, and with frame threads whether that frame comes out, and
-        whether the ones held before it do, depends on thread timing. With ``drop_damaged``,
-        frames the decoder flags as damaged (concealed errors) are dropped too.
+        A packet the file ends in the middle of is never decoded: the decoder would make a frame
+        from part of its data, and with frame threads whether that frame comes out, and whether
+        the ones held before it do, would depend on thread timing. Frames the decoder flags as
+        damaged come out (a video keeps its timing) and are counted in ``damaged_frames``;
+        ``frame.is_corrupt`` says which.
         """
         import av
 
-        packets = self.container.demux(self.stream)
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                return
-            except av.error.FFmpegError as exc:  # the file cannot be read further
-                self._note(exc, None)
-                break
-            if packet.is_corrupt:
-                self.incomplete_packets += 1
-                continue
+        for packet in self._packets():
             if packet.pts is not None:
                 end = packet.pts + (packet.duration or 0)
                 self.read_to = end if self.read_to is None else max(self.read_to, end)
@@ -133,19 +123,46 @@ class VideoReader:
             except av.error.FFmpegError as exc:  # a damaged packet: the decoder goes on with the next
                 self._note(exc, packet.pts)
                 continue
-            yield from self._kept(frames, drop_damaged)
-        try:  # after a read error: the frames the decoder still holds
-            held = self.stream.codec_context.decode(None)
-        except av.error.FFmpegError:
-            held = []
-        yield from self._kept(held, drop_damaged)
+            yield from self._counted(frames)
+        if self.error is not None:  # after a read error: the frames the decoder still holds
+            try:
+                held = self.stream.codec_context.decode(None)
+            except av.error.FFmpegError:
+                held = []
+            yield from self._counted(held)
 
-    def _kept(self, frames: list[av.VideoFrame], drop_damaged: bool) -> Iterator[av.VideoFrame]:
+    def _packets(self) -> Iterator[av.Packet]:
+        """The stream's packets up to the end or a read error, without one the file ends inside.
+
+        Demuxers flag a packet cut short by the end of the file as corrupt (so do some for other
+        reasons mid-file: those are kept), so a flagged packet is held until the next read shows
+        whether the file ends there.
+        """
+        import av
+
+        packets = self.container.demux(self.stream)
+        flagged: av.Packet | None = None
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as exc:  # the file cannot be read further
+                self._note(exc, None)
+                break
+            if flagged is not None and packet.size:
+                yield flagged  # the file goes on: the flag meant something else
+            elif flagged is not None:
+                self.incomplete_packets += 1  # the end-of-stream flush follows: cut short by the end
+            flagged = packet if packet.is_corrupt and packet.size else None
+            if flagged is None:
+                yield packet
+        if flagged is not None:
+            self.incomplete_packets += 1
+
+    def _counted(self, frames: list[av.VideoFrame]) -> Iterator[av.VideoFrame]:
         for frame in frames:
-            if frame.is_corrupt:
-                self.damaged_frames += 1
-                if drop_damaged:
-                    continue
+            self.damaged_frames += bool(frame.is_corrupt)
             yield frame
 
     def _note(self, exc: Exception, pts: int | None) -> None:
