@@ -29,7 +29,8 @@ class TrainingPairPool:
             raise ValueError(f"pool size must be positive, got {size}")
         self.size = size
         self.gt_channels = gt_channels
-        """When set, the channels every GT batch and a restored pool must have (3, or 4 with player masks)."""
+        """When set, the GT channels a restored pool must have (3, or 4 with player masks): a resume that
+        switches the masks on or off fails here, by name, not at the first exchange."""
         self._generator = torch.Generator().manual_seed(seed)
         self._count = 0
         self._lq: Tensor | None = None

@@ -101,6 +101,7 @@ class VideoReader:
         """Packets the file ends in the middle of (at most one; never decoded)."""
         self.damaged_frames = 0
         """Frames the decoder flagged as damaged (concealed errors); they are still yielded."""
+        self._read_failed = False
 
     def frames(self) -> Iterator[av.VideoFrame]:
         """Every decoded frame, in presentation order, to the end of the file. A damaged packet
@@ -124,7 +125,7 @@ class VideoReader:
                 self._note(exc, packet.pts)
                 continue
             yield from self._counted(frames)
-        if self.error is not None:  # after a read error: the frames the decoder still holds
+        if self._read_failed:  # no end-of-stream packet came to flush it: the frames the decoder still holds
             try:
                 held = self.stream.codec_context.decode(None)
             except av.error.FFmpegError:
@@ -149,6 +150,7 @@ class VideoReader:
                 break
             except av.error.FFmpegError as exc:  # the file cannot be read further
                 self._note(exc, None)
+                self._read_failed = True
                 break
             if flagged is not None and packet.size:
                 yield flagged  # the file goes on: the flag meant something else
