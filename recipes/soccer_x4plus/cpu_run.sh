@@ -29,6 +29,11 @@
 #       -o datasets.train.dataroot_mask=.devrun/soccer/train/masks -o train.l1_gt_usm=false -o train.percep_gt_usm=false
 #       -o path.pretrain_network_d=.devrun/experiments/compact_d_1500.pth -o train.net_d_init_iters=0
 #       -o val.val_freq=250 -o logger.save_checkpoint_freq=250' recipes/soccer_x4plus/cpu_run.sh
+# v2b (issue 12), started 2026-12-03 09:05 UTC, to be continued by rerunning the same line (--auto-resume): v2's
+# losses from v1 with what the compact runs taught: the players-weighted L1, a plain-GT L1 target, 30% web inputs:
+#   NAME=v2b START=soccer-x4plus MINUTES=38 THREADS=2 EXTRA='-o datasets.train.web_prob=0.3 -o train.pixel_opt.player_weight=5
+#       -o datasets.train.dataroot_mask=.devrun/soccer/train/masks -o train.l1_gt_usm=false -o val.val_freq=150
+#       -o logger.save_checkpoint_freq=150' recipes/soccer_x4plus/cpu_run.sh
 # EXTRA: more -o overrides ("-o key=value -o ...").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
