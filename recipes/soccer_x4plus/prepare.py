@@ -97,8 +97,10 @@ def collect(shared: Path, out: Path, max_train: int | None, clip_frames: int) ->
         folder.mkdir(parents=True, exist_ok=True)
         for path in paths:
             shutil.copy2(path, folder / path.name)
-    for name in ("eval", "train"):  # the training boxes make the player masks of the weighted L1
-        _copy_labels(split[name], dfl / "labels", out / "sources" / f"{name}_labels")
+    # Every evaluation frame must have its boxes (the players' metrics); the training boxes make the
+    # player masks of the weighted L1, and a frame without any just gets a black mask.
+    for name in ("eval", "train"):
+        _copy_labels(split[name], dfl / "labels", out / "sources" / f"{name}_labels", required=name == "eval")
     clips = _collect_clip_frames(shared / "soccertrack-wideview", out / "sources" / "train_clips", clip_frames)
     # The tiny crops, for the CUDA test cases on a GPU machine (SOCCERSR_SHARED_DATA points here).
     shutil.copytree(shared / "tiny", out / "sources" / "shared" / "tiny", dirs_exist_ok=True)
@@ -110,12 +112,15 @@ def collect(shared: Path, out: Path, max_train: int | None, clip_frames: int) ->
     )
 
 
-def _copy_labels(frames: list[Path], src: Path, dst: Path) -> None:
-    """The YOLO box file of each frame that has one."""
+def _copy_labels(frames: list[Path], src: Path, dst: Path, *, required: bool) -> None:
+    """The YOLO box file of each frame (``required``: a missing one stops, naming it)."""
     dst.mkdir(parents=True, exist_ok=True)
     for frame in frames:
-        if (src / f"{frame.stem}.txt").is_file():
-            shutil.copy2(src / f"{frame.stem}.txt", dst / f"{frame.stem}.txt")
+        label = src / f"{frame.stem}.txt"
+        if label.is_file():
+            shutil.copy2(label, dst / label.name)
+        elif required:
+            raise SystemExit(f"{label}: missing (the box file of {frame})")
 
 
 def _collect_clip_frames(clip_dir: Path, dst: Path, per_clip: int) -> int:
