@@ -55,3 +55,14 @@ def test_player_masks_are_cut_like_the_frames(prepare, tmp_path: Path) -> None:
     assert not cv2.imread(str(masks / "hr" / "clip_000010.png"), cv2.IMREAD_GRAYSCALE).any()
     first = cv2.imread(str(masks / "crops" / "abc123_1_2_s001.png"), cv2.IMREAD_GRAYSCALE)
     np.testing.assert_array_equal(first, full[:400, :400])
+
+
+def test_box_files_of_scored_frames_are_required(prepare, tmp_path: Path) -> None:
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "121364_9_1.txt").write_text("2 0.5 0.5 0.1 0.1\n")
+    frames = [Path("orig/121364_9_1.jpg"), Path("aug/121364_9_2.jpg")]
+    prepare._copy_labels(frames, labels, tmp_path / "train_labels", required=False)  # a training frame may lack boxes
+    assert [p.name for p in (tmp_path / "train_labels").iterdir()] == ["121364_9_1.txt"]
+    with pytest.raises(SystemExit, match=r"121364_9_2.txt: missing \(the box file of aug/121364_9_2.jpg\)"):
+        prepare._copy_labels(frames, labels, tmp_path / "val_labels", required=True)

@@ -6,7 +6,7 @@ Two steps, so that only small JPEG sources travel to a GPU machine:
     python recipes/soccer_x4plus/prepare.py build -o .devrun/soccer
 
 ``collect`` copies the original JPEGs of each split (whole games only, so nothing of an evaluation
-game is ever trained on) and the player boxes of the evaluation frames. It also decodes a few frames
+game is ever trained on) and the player boxes of the validation and evaluation frames. It also decodes a few frames
 of the two SoccerTrack wide-angle clips (``soccersr frames``: a second domain, an amateur match on
 artificial turf) and keeps them downscaled x0.5, as lossless WebP: the GPU machine has no PyAV, and
 the full-size PNGs would not fit the 64 MiB carry. ``build`` makes:
@@ -21,8 +21,9 @@ the full-size PNGs would not fit the 64 MiB carry. ``build`` makes:
 - ``train/masks/crops*``: the player mask of every sub-image (white inside the YOLO person boxes, grown
   10% as in the evaluation; black for the clip frames, which have no boxes), at the same relative path,
   for ``train.pixel_opt.player_weight`` with ``datasets.train.dataroot_mask: .devrun/soccer/train/masks``.
-- ``val/hr`` + ``val/lq``: the validation game, x0.5, with LQ synthesised by the training
-  degradation (fixed seed), for model selection during training.
+- ``val/hr`` + ``val/lq`` + ``val/labels``: the validation game, x0.5, with LQ synthesised by the
+  training degradation (fixed seed), for model selection during training, and its player boxes, so
+  that ``choose.py`` can pick a checkpoint by the gate's own checks, players included.
 - ``eval/hr`` + ``eval/labels``: the held-out games (unaugmented frames only), x0.5, with their
   YOLO player boxes (normalised, so they stay valid after the resize). ``soccersr eval`` synthesises
   their LQ itself from a seed.
@@ -97,10 +98,10 @@ def collect(shared: Path, out: Path, max_train: int | None, clip_frames: int) ->
         folder.mkdir(parents=True, exist_ok=True)
         for path in paths:
             shutil.copy2(path, folder / path.name)
-    # Every evaluation frame must have its boxes (the players' metrics); the training boxes make the
-    # player masks of the weighted L1, and a frame without any just gets a black mask.
-    for name in ("eval", "train"):
-        _copy_labels(split[name], dfl / "labels", out / "sources" / f"{name}_labels", required=name == "eval")
+    # Every validation and evaluation frame must have its boxes (the players' metrics); the training
+    # boxes make the player masks of the weighted L1, and a frame without any just gets a black mask.
+    for name in ("eval", "val", "train"):
+        _copy_labels(split[name], dfl / "labels", out / "sources" / f"{name}_labels", required=name != "train")
     clips = _collect_clip_frames(shared / "soccertrack-wideview", out / "sources" / "train_clips", clip_frames)
     # The tiny crops, for the CUDA test cases on a GPU machine (SOCCERSR_SHARED_DATA points here).
     shutil.copytree(shared / "tiny", out / "sources" / "shared" / "tiny", dirs_exist_ok=True)
@@ -244,8 +245,9 @@ def build(out: Path, workers: int, multiscale: bool = True) -> None:
     for i, path in enumerate(list_images(out / "val" / "hr") if (out / "val" / "hr").is_dir() else []):
         lq = degrade_image(read_image(path, max_pixels=None).rgb, scale=4, seed=VAL_SEED + i)
         write_image(out / "val" / "lq" / path.name, DecodedImage(lq), png_compression=3)
-    if (sources / "eval_labels").is_dir():
-        shutil.copytree(sources / "eval_labels", out / "eval" / "labels", dirs_exist_ok=True)
+    for name in ("eval", "val"):
+        if (sources / f"{name}_labels").is_dir():
+            shutil.copytree(sources / f"{name}_labels", out / name / "labels", dirs_exist_ok=True)
 
     def count(folder: Path) -> int:
         return len(list_images(folder)) if folder.is_dir() else 0
