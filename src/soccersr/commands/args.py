@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,64 @@ def auto_or_int(minimum: int) -> Callable[[str], str | int]:
         return value
 
     return parse
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """An integer in ``low..high`` (--quality 1..100, --max-side, --workers)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in {low}..{high}, got {value}")
+        return value
+
+    return parse
+
+
+def _finite(kind: type[int] | type[float], text: str) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        noun = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+    if not math.isfinite(value):  # inf and nan parse as floats, and would pass or poison a comparison
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """A finite number > 0 of ``kind`` (an outscale, hours, a queue length)."""
+
+    def parse(text: str) -> int | float:
+        value = _finite(kind, text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (GPUs per worker)."""
+    value = _finite(float, text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def pixel_count(text: str) -> int | None:
+    """'40M', '40000000' or '4e7' pixels; 0 means no limit (None)."""
+    millions = text[-1:] in ("M", "m")
+    try:
+        value = _finite(float, text[:-1] if millions else text) * (1_000_000 if millions else 1)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a pixel count like 40M or 40000000, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return int(value) or None
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:

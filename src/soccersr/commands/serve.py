@@ -14,8 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from soccersr.commands.args import add_engine_arguments, engine_options
-from soccersr.commands.upscale import _pixel_count
+from soccersr.commands.args import add_engine_arguments, engine_options, pixel_count, positive
 from soccersr.options import DEFAULT_MAX_PIXELS
 
 TOKEN_ENV = "SOCCERSR_SERVE_TOKEN"
@@ -25,19 +24,6 @@ _EXTRA_MODULES = (
     ("python_multipart", "python-multipart"),
     ("swagger_ui_bundle", "swagger-ui-bundle-v2"),
 )
-
-
-def _positive(kind: type):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    return parse
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -69,13 +55,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--max-upload-mb",
-        type=_positive(float),
+        type=positive(float),
         default=defaults.DEFAULT_MAX_UPLOAD_MB,
         help=f"largest upload, all files of one request together (default {defaults.DEFAULT_MAX_UPLOAD_MB:g})",
     )
     parser.add_argument(
         "--max-pixels",
-        type=_pixel_count,
+        type=pixel_count,
         default=DEFAULT_MAX_PIXELS,
         help="refuse photos above this many pixels, e.g. 40M (default, as soccersr upscale); 0 for no limit",
     )
@@ -87,13 +73,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--keep-hours",
-        type=_positive(float),
+        type=positive(float),
         default=defaults.DEFAULT_KEEP_HOURS,
         help=f"delete finished jobs after this many hours (default {defaults.DEFAULT_KEEP_HOURS:g})",
     )
     parser.add_argument(
         "--max-queue",
-        type=_positive(int),
+        type=positive(int),
         default=defaults.DEFAULT_QUEUE_SIZE,
         help=f"jobs that may wait; more get HTTP 429 (default {defaults.DEFAULT_QUEUE_SIZE})",
     )

@@ -17,7 +17,15 @@ import logging
 import sys
 from pathlib import Path
 
-from soccersr.commands.args import add_engine_arguments, auto_or_int, engine_options
+from soccersr.commands.args import (
+    add_engine_arguments,
+    auto_or_int,
+    engine_options,
+    int_in,
+    non_negative_float,
+    pixel_count,
+    positive,
+)
 from soccersr.errors import UsageError
 from soccersr.options import (
     DEFAULT_MAX_PIXELS,
@@ -28,51 +36,6 @@ from soccersr.options import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def _int_in(low: int, high: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be in {low}..{high}, got {value}")
-        return value
-
-    return parse
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
-
-
-def _pixel_count(text: str) -> int | None:
-    """'40M', '40000000' or '4e7' pixels; 0 means no limit."""
-    scale = 1_000_000 if text[-1:] in ("M", "m") else 1
-    try:
-        value = float(text[:-1] if scale > 1 else text) * scale
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a pixel count like 40M or 40000000, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return int(value) or None
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -105,18 +68,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=OUTPUT_FORMATS,
         help="output format; auto keeps the input's (images with alpha become PNG unless webp)",
     )
-    parser.add_argument("--quality", type=_int_in(1, 100), default=95, help="JPEG/WebP quality 1..100 (default 95)")
+    parser.add_argument("--quality", type=int_in(1, 100), default=95, help="JPEG/WebP quality 1..100 (default 95)")
     parser.add_argument(
         "-s",
         "--outscale",
-        type=_positive_float,
+        type=positive(float),
         default=None,
         help="final scale (default: the model's); other values resize the model output with Lanczos",
     )
     add_engine_arguments(parser)
     parser.add_argument(
         "--tile-overlap",
-        type=_int_in(0, 1 << 16),
+        type=int_in(0, 1 << 16),
         default=None,
         help="overlap between tiles in input pixels (default: the engine's)",
     )
@@ -135,7 +98,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--max-pixels",
-        type=_pixel_count,
+        type=pixel_count,
         default=DEFAULT_MAX_PIXELS,
         help="refuse inputs above this many pixels, e.g. 40M (default); 0 for no limit",
     )
@@ -158,16 +121,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     cluster.add_argument(
         "--workers",
-        type=_int_in(1, 1 << 20),
+        type=int_in(1, 1 << 20),
         default=None,
         help="workers, each with its own engine (default: as many as the cluster holds now)",
     )
     cluster.add_argument(
-        "--gpus-per-worker", type=_non_negative_float, default=0.0, metavar="G", help="GPUs of each worker (default 0)"
+        "--gpus-per-worker", type=non_negative_float, default=0.0, metavar="G", help="GPUs of each worker (default 0)"
     )
     cluster.add_argument(
         "--cpus-per-worker",
-        type=_positive_float,
+        type=positive(float),
         default=None,
         metavar="C",
         help="CPUs of each worker, also its network threads (default 1)",

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from soccersr.commands.args import add_engine_arguments, auto_or_int, engine_options
+from soccersr.commands.args import add_engine_arguments, auto_or_int, engine_options, positive
 
 if TYPE_CHECKING:
     from soccersr.infer.engine import TileEngine
@@ -34,16 +34,6 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected seconds or [HH:]MM:SS[.ms], got {text!r}") from None
     if text.count(":") > 2 or value < 0 or value != value or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected seconds or [HH:]MM:SS[.ms], got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
 
 
@@ -68,7 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("-m", "--model", default=None, help="model name or weights file (default: soccer-x4plus)")
     parser.add_argument(
-        "-s", "--outscale", type=_positive_float, default=None, help="final scale (default: the model's; Lanczos)"
+        "-s", "--outscale", type=positive(float), default=None, help="final scale (default: the model's; Lanczos)"
     )
     add_engine_arguments(parser)
     parser.add_argument(
@@ -109,7 +99,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     runs.add_argument(
         "--segment",
-        type=_positive_float,
+        type=positive(float),
         default=10.0,
         metavar="SECONDS",
         help="seconds of video per saved segment: the most a kill can lose (default 10)",
