@@ -110,7 +110,11 @@ def test_rank_counts_gate_checks_then_the_training_players_gain(choose, tmp_path
     files = {r["label"]: tmp_path / f"{r['label']}.pth" for r in rows}
     choose.write_choice(rows, tmp_path, files)
     text = (tmp_path / "choice.md").read_text()
-    assert "| blend_a0.5 | 10/12 | " in text and "training psnr_players - x4plus >= +0.3" in text
+    assert (
+        "| check | blend_a0.5 | v2b_300 | v2b_150 |" in text
+        and "| **passed** | **10/12** | **10/12** | **8/12** |" in text
+    )
+    assert "| training psnr_players - x4plus >= +0.3 | +0.2000 FAIL | +0.1000 FAIL | +0.4000 ok |" in text
     assert json.loads((tmp_path / "choice.json").read_text())["chosen"] == "blend_a0.5"
     # A full tie keeps the given order (the earlier checkpoint).
     reports = both({"v2b_150": scores(24.4, 0.73, 20.1, 0.33, 6.0), "v2b_300": scores(24.4, 0.73, 20.1, 0.33, 6.0)})

@@ -68,19 +68,21 @@ def rank(reports: dict[str, list[dict]], candidates: list[str], stock: str, prev
 
 def write_choice(rows: list[dict], out: Path, files: dict[str, Path]) -> None:
     """choice.md (every candidate's checks, the winner first) and choice.json."""
-    names = [f"{r['degradation']} {r['check']}" for r in rows[0]["checks"]]
+    labels = [row["label"] for row in rows]
     lines = [
         "# Choice on the validation game (recipes/soccer_x4plus/choose.py)",
         "",
         "Rule, fixed before scoring: most gate checks passed; then the higher players' PSNR gain under the",
-        "training degradation; then the earlier candidate. Values are candidate minus the model named.",
+        "training degradation; then the earlier candidate. Candidates are in ranked order, the chosen one",
+        "first; each value is the candidate minus the model the check names.",
         "",
-        "| candidate | passed | " + " | ".join(names) + " |",
-        "|---|---|" + "---|" * len(names),
+        "| check | " + " | ".join(labels) + " |",
+        "|---|" + "---|" * len(labels),
+        "| **passed** | " + " | ".join(f"**{row['passed']}/{len(row['checks'])}**" for row in rows) + " |",
     ]
-    for row in rows:
-        cells = [f"{c['value']:+.4f} {'ok' if c['pass'] else 'FAIL'}" for c in row["checks"]]
-        lines.append(f"| {row['label']} | {row['passed']}/{len(cells)} | " + " | ".join(cells) + " |")
+    for i, check in enumerate(rows[0]["checks"]):
+        cells = [f"{row['checks'][i]['value']:+.4f} {'ok' if row['checks'][i]['pass'] else 'FAIL'}" for row in rows]
+        lines.append(f"| {check['degradation']} {check['check']} | " + " | ".join(cells) + " |")
     lines += ["", f"chosen: **{rows[0]['label']}** (`{files[rows[0]['label']]}`)", ""]
     atomic_write_bytes(out / "choice.md", "\n".join(lines).encode())
     chosen = {"chosen": rows[0]["label"], "file": str(files[rows[0]["label"]]), "rows": rows}

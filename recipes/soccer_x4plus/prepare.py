@@ -124,6 +124,13 @@ def _copy_labels(frames: list[Path], src: Path, dst: Path, *, required: bool) ->
             raise SystemExit(f"{label}: missing (the box file of {frame})")
 
 
+def _place_scoring_labels(sources: Path, out: Path) -> None:
+    """The validation and evaluation boxes next to their frames (``val/labels``, ``eval/labels``)."""
+    for name in ("eval", "val"):
+        if (sources / f"{name}_labels").is_dir():
+            shutil.copytree(sources / f"{name}_labels", out / name / "labels", dirs_exist_ok=True)
+
+
 def _collect_clip_frames(clip_dir: Path, dst: Path, per_clip: int) -> int:
     """``per_clip`` frames of each 10 s clip, one every 10/per_clip s from its start, x0.5, lossless WebP."""
     if dst.exists():
@@ -245,9 +252,7 @@ def build(out: Path, workers: int, multiscale: bool = True) -> None:
     for i, path in enumerate(list_images(out / "val" / "hr") if (out / "val" / "hr").is_dir() else []):
         lq = degrade_image(read_image(path, max_pixels=None).rgb, scale=4, seed=VAL_SEED + i)
         write_image(out / "val" / "lq" / path.name, DecodedImage(lq), png_compression=3)
-    for name in ("eval", "val"):
-        if (sources / f"{name}_labels").is_dir():
-            shutil.copytree(sources / f"{name}_labels", out / name / "labels", dirs_exist_ok=True)
+    _place_scoring_labels(sources, out)
 
     def count(folder: Path) -> int:
         return len(list_images(folder)) if folder.is_dir() else 0
