@@ -128,3 +128,60 @@ def test_choose_refuses_blends_without_their_start(choose, tmp_path: Path) -> No
         choose.main([str(weights), "--blend", "0.5", "-o", str(tmp_path / "out")])
     with pytest.raises(SystemExit):
         choose.main([str(weights), "--data", str(tmp_path / "nowhere"), "-o", str(tmp_path / "out")])
+
+
+def test_choose_scores_only_the_candidates_against_earlier_baselines(
+    choose, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wiring of main: labels, blends, the eval command line and the merge with the baselines' reports."""
+    data = tmp_path / "soccer"
+    for folder in ("val/hr", "val/labels"):
+        (data / folder).mkdir(parents=True)
+    (data / "niqe_soccer_train.npz").write_bytes(b"")
+    models = tmp_path / "experiments" / "v2b" / "models"
+    models.mkdir(parents=True)
+    for it in (150, 300):
+        (models / f"net_g_{it}.pth").write_bytes(b"")
+    baselines = tmp_path / "base"
+    for kind in ("training", "web"):
+        (baselines / kind).mkdir(parents=True)
+        (baselines / kind / "report.json").write_text(
+            json.dumps(report(kind, {"a.png": {"x4plus": STOCK, "v1": PREVIOUS}}))
+        )
+    fake_scores = {"v2b_150": scores(24.5, 0.74, 20.4, 0.33, 6.5), "v2b_300": scores(24.4, 0.73, 20.1, 0.33, 6.0)}
+    fake_scores["blend_a0.5"] = scores(24.5, 0.74, 20.5, 0.33, 6.9)
+    commands = []
+
+    def fake_run(cmd: list[str], check: bool) -> None:
+        commands.append(cmd)
+        out = Path(cmd[cmd.index("-o" if "-o" in cmd else "--report") + 1])
+        if "interpolate.py" in cmd[1]:
+            out.write_bytes(b"")
+            return
+        kind = cmd[cmd.index("--degradation") + 1]
+        labels = [Path(cmd[i + 1]).stem for i, arg in enumerate(cmd) if arg == "--model"]
+        out.mkdir(parents=True)
+        (out / "report.json").write_text(json.dumps(report(kind, {"a.png": {m: fake_scores[m] for m in labels}})))
+
+    monkeypatch.setattr(choose.subprocess, "run", fake_run)
+    out = tmp_path / "choice"
+    args = [str(models / "net_g_150.pth"), str(models / "net_g_300.pth"), "--previous", "v1", "--blend", "0.5"]
+    assert choose.main([*args, "--data", str(data), "--baselines", str(baselines), "-o", str(out)]) == 0
+    blend, *evals = commands
+    assert blend[2:] == [
+        "v1",
+        str(models / "net_g_300.pth"),
+        "--alpha",
+        "0.5",
+        "-o",
+        str(out / "blend_a0.5.safetensors"),
+    ]
+    assert [c[c.index("--degradation") + 1] for c in evals] == ["training", "web"]
+    assert [c[i + 1] for c in evals[:1] for i, a in enumerate(c) if a == "--model"] == [
+        str(out / "v2b_150.pth"),
+        str(out / "v2b_300.pth"),
+        str(out / "blend_a0.5.safetensors"),
+    ]  # the baselines' models are not run again
+    assert (out / "v2b_150.pth").resolve() == (models / "net_g_150.pth").resolve()
+    # v2b_150 and the blend pass all 12 checks; the blend gains more on the players (training degradation).
+    assert json.loads((out / "choice.json").read_text())["chosen"] == "blend_a0.5"

@@ -89,26 +89,35 @@ def write_choice(rows: list[dict], out: Path, files: dict[str, Path]) -> None:
     atomic_write_bytes(out / "choice.json", json.dumps(chosen, indent=1).encode())
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("weights", type=Path, nargs="+", help="candidate weights files, in order (oldest first)")
     parser.add_argument("--stock", default="x4plus", help="the model the gate compares with")
     parser.add_argument("--previous", default=None, help="the model a candidate would replace (also a blend end)")
     parser.add_argument("--blend", type=float, nargs="*", default=[], help="alphas of blends previous -> last file")
     parser.add_argument("--data", type=Path, default=Path(".devrun/soccer"), help="prepare.py's output")
+    parser.add_argument(
+        "--baselines",
+        type=Path,
+        default=None,
+        help="an earlier OUT that scored --stock and --previous (its training/ and web/ reports): only the "
+        "candidates run",
+    )
     parser.add_argument("-o", "--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.blend and args.previous is None:
         parser.error("--blend needs --previous (the model at alpha 0)")
-    for path in args.weights:
-        if not path.is_file():
-            parser.error(f"{path}: no such weights file")
-    val = args.data / "val"
-    for needed in (val / "hr", val / "labels", args.data / "niqe_soccer_train.npz"):
-        if not needed.exists():
-            parser.error(f"{needed}: missing (run prepare.py collect + build, and eval fit-niqe)")
-    args.out.mkdir(parents=True, exist_ok=True)
-    here, python = Path(__file__).resolve().parent, sys.executable
+    needed = [*args.weights, args.data / "val" / "hr", args.data / "val" / "labels"]
+    needed += [args.data / "niqe_soccer_train.npz"]
+    needed += [args.baselines / kind / "report.json" for kind in DEGRADATIONS] if args.baselines else []
+    for path in needed:
+        if not path.exists():
+            parser.error(f"{path}: missing (weights, prepare.py collect + build, eval fit-niqe, or the baselines' run)")
+    return args
+
+
+def candidate_files(args: argparse.Namespace) -> dict[str, Path]:
+    """{label: file} of the checkpoints (linked into OUT under their label) and the blends (written there)."""
     # eval labels models by file stem: links named by label keep checkpoints of different runs apart.
     files: dict[str, Path] = {}
     for path in args.weights:
@@ -118,44 +127,36 @@ def main(argv: list[str] | None = None) -> int:
         files[link.stem] = link
     for alpha in args.blend:
         blend = args.out / f"blend_a{alpha:g}.safetensors"
-        cmd = [python, str(here / "interpolate.py"), args.previous, str(args.weights[-1]), "--alpha", str(alpha)]
-        subprocess.run([*cmd, "-o", str(blend)], check=True)
+        cmd = [sys.executable, str(Path(__file__).resolve().parent / "interpolate.py"), args.previous]
+        subprocess.run([*cmd, str(args.weights[-1]), "--alpha", str(alpha), "-o", str(blend)], check=True)
         files[blend.stem] = blend
-    models = [args.stock, *([args.previous] if args.previous else [])]
-    reports: dict[str, list[dict]] = {}
+    return files
+
+
+def score(args: argparse.Namespace, files: dict[str, Path]) -> dict[str, list[dict]]:
+    """The gate's scoring (as gate_candidate.sh) on the validation game: {degradation: [eval reports]}."""
+    models = [] if args.baselines else [args.stock, *([args.previous] if args.previous else [])]
+    models += [str(path) for path in files.values()]
+    val, reports = args.data / "val", {}
     for kind in DEGRADATIONS:
-        cmd = [
-            python,
-            "-m",
-            "soccersr.cli",
-            "eval",
-            "--hr",
-            str(val / "hr"),
-            "--boxes",
-            str(val / "labels"),
-            "--seed",
-            "0",
-            "--degradation",
-            kind,
-            "--device",
-            "cpu",
-            "--engine",
-            "openvino",
-            "--precision",
-            "bf16",
-            "--niqe-params",
-            str(args.data / "niqe_soccer_train.npz"),
-            "--no-sheets",
-            "--report",
-            str(args.out / kind),
-        ]
-        for model in [*models, *map(str, files.values())]:
-            cmd += ["--model", model]
+        cmd = [sys.executable, "-m", "soccersr.cli", "eval", "--hr", str(val / "hr"), "--boxes", str(val / "labels")]
+        cmd += ["--degradation", kind, "--seed", "0", "--device", "cpu", "--engine", "openvino", "--precision", "bf16"]
+        cmd += ["--niqe-params", str(args.data / "niqe_soccer_train.npz"), "--no-sheets"]
+        cmd += ["--report", str(args.out / kind), *(arg for model in models for arg in ("--model", model))]
         subprocess.run(cmd, check=True)  # soccersr as this process finds it
         reports[kind] = [json.loads((args.out / kind / "report.json").read_text())]
-    stock_label = Path(args.stock).stem
-    previous_label = Path(args.previous).stem if args.previous else None
-    rows = rank(reports, list(files), stock_label, previous_label)
+        if args.baselines:  # the same HR, seed and degradation make the same LQ: merged by image
+            reports[kind].insert(0, json.loads((args.baselines / kind / "report.json").read_text()))
+    return reports
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    files = candidate_files(args)
+    reports = score(args, files)
+    previous = Path(args.previous).stem if args.previous else None
+    rows = rank(reports, list(files), Path(args.stock).stem, previous)
     write_choice(rows, args.out, files)
     print((args.out / "choice.md").read_text())
     return 0
