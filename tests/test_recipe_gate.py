@@ -166,10 +166,11 @@ def test_choose_scores_only_the_candidates_against_earlier_baselines(
     monkeypatch.setattr(choose.subprocess, "run", fake_run)
     out = tmp_path / "choice"
     args = [str(models / "net_g_150.pth"), str(models / "net_g_300.pth"), "--previous", "v1", "--blend", "0.5"]
+    args += ["--blend-from", "fidelity.pth"]  # the blends start here; the gate's previous model stays v1
     assert choose.main([*args, "--data", str(data), "--baselines", str(baselines), "-o", str(out)]) == 0
     blend, *evals = commands
     assert blend[2:] == [
-        "v1",
+        "fidelity.pth",
         str(models / "net_g_300.pth"),
         "--alpha",
         "0.5",

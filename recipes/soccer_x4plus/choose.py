@@ -12,7 +12,8 @@ The rule, fixed before any scoring: the candidate that passes the most gate chec
 wins; a tie goes to the higher players' PSNR gain under the training degradation (the check no model
 on this line has passed yet), then to the earlier candidate. Candidates are the weights files given
 (labelled ``<experiment>_<iteration>`` for training checkpoints, else by file stem) and, with
-``--blend``, network interpolations from ``--previous`` towards the last file at each alpha.
+``--blend``, network interpolations from ``--blend-from`` (default ``--previous``) towards the last file
+at each alpha.
 
 Writes OUT/training and OUT/web (the eval reports), OUT/choice.md (the table and the rule) and
 OUT/choice.json; prints the chosen file.
@@ -93,8 +94,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("weights", type=Path, nargs="+", help="candidate weights files, in order (oldest first)")
     parser.add_argument("--stock", default="x4plus", help="the model the gate compares with")
-    parser.add_argument("--previous", default=None, help="the model a candidate would replace (also a blend end)")
-    parser.add_argument("--blend", type=float, nargs="*", default=[], help="alphas of blends previous -> last file")
+    parser.add_argument("--previous", default=None, help="the model a candidate would replace")
+    parser.add_argument("--blend", type=float, nargs="*", default=[], help="alphas of blends FROM -> last file")
+    parser.add_argument("--blend-from", default=None, help="the blends' model at alpha 0 (default: --previous)")
     parser.add_argument("--data", type=Path, default=Path(".devrun/soccer"), help="prepare.py's output")
     parser.add_argument(
         "--baselines",
@@ -105,8 +107,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("-o", "--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    if args.blend and args.previous is None:
-        parser.error("--blend needs --previous (the model at alpha 0)")
+    args.blend_from = args.blend_from or args.previous
+    if args.blend and args.blend_from is None:
+        parser.error("--blend needs --blend-from or --previous (the model at alpha 0)")
     needed = [*args.weights, args.data / "val" / "hr", args.data / "val" / "labels"]
     needed += [args.data / "niqe_soccer_train.npz"]
     needed += [args.baselines / kind / "report.json" for kind in DEGRADATIONS] if args.baselines else []
@@ -127,7 +130,7 @@ def candidate_files(args: argparse.Namespace) -> dict[str, Path]:
         files[link.stem] = link
     for alpha in args.blend:
         blend = args.out / f"blend_a{alpha:g}.safetensors"
-        cmd = [sys.executable, str(Path(__file__).resolve().parent / "interpolate.py"), args.previous]
+        cmd = [sys.executable, str(Path(__file__).resolve().parent / "interpolate.py"), args.blend_from]
         subprocess.run([*cmd, str(args.weights[-1]), "--alpha", str(alpha), "-o", str(blend)], check=True)
         files[blend.stem] = blend
     return files
