@@ -34,6 +34,15 @@
 #   NAME=v2b START=soccer-x4plus MINUTES=38 THREADS=2 EXTRA='-o datasets.train.web_prob=0.3 -o train.pixel_opt.player_weight=5
 #       -o datasets.train.dataroot_mask=.devrun/soccer/train/masks -o train.l1_gt_usm=false -o val.val_freq=150
 #       -o logger.save_checkpoint_freq=150' recipes/soccer_x4plus/cpu_run.sh
+#   (2026-12-03 10:04 UTC: continued from 150 to 300 with MINUTES=105, then paused for v2p; state 300 kept.)
+# v2p (issue 12, results/v2p/decisions.md), started 2026-12-03 10:28 UTC: can fidelity training reach the players'
+# check at all? Real-ESRNet-style from v1 (L1 only: the GAN-stage keys set to null), players x10, plain GT, 30% web:
+#   NAME=v2p START=soccer-x4plus MINUTES=65 THREADS=2 EXTRA='-o model_type=RealESRNetModel -o network_d=null
+#       -o train.optim_d=null -o train.perceptual_opt=null -o train.gan_opt=null -o train.l1_gt_usm=null
+#       -o train.percep_gt_usm=null -o train.gan_gt_usm=null -o train.gt_usm=false -o train.net_d_init_iters=0
+#       -o datasets.train.web_prob=0.3 -o train.pixel_opt.player_weight=10 -o datasets.train.dataroot_mask=.devrun/soccer/train/masks
+#       -o val.val_freq=200 -o logger.save_checkpoint_freq=200' recipes/soccer_x4plus/cpu_run.sh
+# Choosing among checkpoints: choose.py (the gate's checks on the validation game).
 # EXTRA: more -o overrides ("-o key=value -o ...").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
