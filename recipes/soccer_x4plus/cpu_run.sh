@@ -42,6 +42,7 @@
 #       -o train.percep_gt_usm=null -o train.gan_gt_usm=null -o train.gt_usm=false -o train.net_d_init_iters=0
 #       -o datasets.train.web_prob=0.3 -o train.pixel_opt.player_weight=10 -o datasets.train.dataroot_mask=.devrun/soccer/train/masks
 #       -o val.val_freq=200 -o logger.save_checkpoint_freq=200' recipes/soccer_x4plus/cpu_run.sh
+#   (continued 1500 -> 1975 with MINUTES=18 the same day; its state 1975 is kept: rerun the line to go on.)
 # Choosing among checkpoints: choose.py (the gate's checks on the validation game).
 # EXTRA: more -o overrides ("-o key=value -o ...").
 set -euo pipefail
