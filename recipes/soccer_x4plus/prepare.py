@@ -6,10 +6,11 @@ Two steps, so that only small JPEG sources travel to a GPU machine:
     python recipes/soccer_x4plus/prepare.py build -o .devrun/soccer
 
 ``collect`` copies the original JPEGs of each split (whole games only, so nothing of an evaluation
-game is ever trained on) and the player boxes of the validation and evaluation frames. It also decodes a few frames
-of the two SoccerTrack wide-angle clips (``soccersr frames``: a second domain, an amateur match on
-artificial turf) and keeps them downscaled x0.5, as lossless WebP: the GPU machine has no PyAV, and
-the full-size PNGs would not fit the 64 MiB carry. ``build`` makes:
+game is ever trained on) and the player boxes of every frame that has them (required for the
+validation and evaluation frames). It also decodes a few frames of the two SoccerTrack wide-angle
+clips (``soccersr frames``: a second domain, an amateur match on artificial turf) and keeps them
+downscaled x0.5, as lossless WebP: the GPU machine has no PyAV, and the full-size PNGs would not fit
+the 64 MiB carry. ``build`` makes:
 
 - ``train/hr``: the training frames downscaled x0.5 (INTER_AREA). The sources are q~75 JPEGs of a
   compressed broadcast (and a 2 Mbit/s HEVC stream for the clips); halving them averages the block

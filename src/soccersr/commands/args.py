@@ -31,10 +31,7 @@ def int_in(low: int, high: int) -> Callable[[str], int]:
     """An integer in ``low..high`` (--quality 1..100, --max-side, --workers)."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        value = _finite(int, text)
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"must be in {low}..{high}, got {value}")
         return value
