@@ -43,6 +43,15 @@
 #       -o datasets.train.web_prob=0.3 -o train.pixel_opt.player_weight=10 -o datasets.train.dataroot_mask=.devrun/soccer/train/masks
 #       -o val.val_freq=200 -o logger.save_checkpoint_freq=200' recipes/soccer_x4plus/cpu_run.sh
 #   (continued 1500 -> 1975 with MINUTES=18 the same day; its state 1975 is kept: rerun the line to go on.)
+# v2pd (results/v2p/decisions.md), 2026-12-03 13:00 UTC: v2p's state 1975 with its lr decayed, under a new name.
+#   NAME=v2pd ITERS=2475 MINUTES=25 THREADS=2 EXTRA='<the v2p overrides, with val.val_freq and
+#       logger.save_checkpoint_freq at 125> -o train.scheduler.milestones=[1975,2225]
+#       -o path.resume_state=.devrun/experiments/v2p/training_states/1975.state' recipes/soccer_x4plus/cpu_run.sh
+# v2g (results/v2g/decisions.md), 2026-12-03 13:31 UTC: the GAN stage from v2pd's pick, players x20, D from v2's:
+#   NAME=v2g START=.devrun/experiments/v2pd/models/net_g_2125.pth MINUTES=70 THREADS=2 EXTRA='-o datasets.train.web_prob=0.3
+#       -o train.pixel_opt.player_weight=20 -o datasets.train.dataroot_mask=.devrun/soccer/train/masks -o train.l1_gt_usm=false
+#       -o path.pretrain_network_d=.devrun/experiments/v2/models/net_d_1050.pth -o train.net_d_init_iters=0
+#       -o val.val_freq=150 -o logger.save_checkpoint_freq=150' recipes/soccer_x4plus/cpu_run.sh
 # Choosing among checkpoints: choose.py (the gate's checks on the validation game).
 # EXTRA: more -o overrides ("-o key=value -o ...").
 set -euo pipefail
