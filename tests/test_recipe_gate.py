@@ -186,3 +186,49 @@ def test_choose_scores_only_the_candidates_against_earlier_baselines(
     assert (out / "v2b_150.pth").resolve() == (models / "net_g_150.pth").resolve()
     # v2b_150 and the blend pass all 12 checks; the blend gains more on the players (training degradation).
     assert json.loads((out / "choice.json").read_text())["chosen"] == "blend_a0.5"
+
+
+@pytest.fixture(scope="module")
+def gate_candidate():
+    return load_script(RECIPE / "gate_candidate.py")
+
+
+@pytest.mark.parametrize(("candidate_scores", "verdict"), [(scores(24.5, 0.74, 20.4, 0.33, 6.5), 0), (PREVIOUS, 1)])
+def test_gate_candidate_scores_the_held_out_games_and_applies_the_gate(
+    gate_candidate, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, candidate_scores: dict, verdict: int
+) -> None:
+    """The wiring: the candidate linked as 'candidate', scored with stock and previous on eval/, the gate's verdict."""
+    data = tmp_path / "soccer"
+    for folder in ("eval/hr", "eval/labels"):
+        (data / folder).mkdir(parents=True)
+    (data / "niqe_soccer_train.npz").write_bytes(b"")
+    weights = tmp_path / "net_g_900.pth"
+    weights.write_bytes(b"")
+    fake = {"x4plus": STOCK, "v1": PREVIOUS, "candidate": candidate_scores}
+    commands = []
+
+    def fake_run(cmd: list[str], check: bool) -> None:
+        commands.append(cmd)
+        out = Path(cmd[cmd.index("--report") + 1])
+        labels = [Path(cmd[i + 1]).stem for i, arg in enumerate(cmd) if arg == "--model"]
+        out.mkdir(parents=True)
+        kind = cmd[cmd.index("--degradation") + 1]
+        (out / "report.json").write_text(json.dumps(report(kind, {"a.png": {m: fake[m] for m in labels}})))
+
+    monkeypatch.setattr(gate_candidate.sys.modules["scoring"].subprocess, "run", fake_run)
+    out = tmp_path / "gate"
+    assert gate_candidate.main([str(weights), "--previous", "v1", "--data", str(data), "-o", str(out)]) == verdict
+    assert [c[c.index("--degradation") + 1] for c in commands] == ["training", "web"]
+    assert all(c[c.index("--hr") + 1] == str(data / "eval" / "hr") and "--no-sheets" not in c for c in commands)
+    first = commands[0]
+    assert [first[i + 1] for i, a in enumerate(first) if a == "--model"] == ["x4plus", "v1", str(out / "candidate.pth")]
+    assert (out / "candidate.pth").resolve() == weights.resolve()
+    gate_json = json.loads((out / "gate.json").read_text())
+    assert gate_json["passed"] is (verdict == 0) and len(gate_json["checks"]) == 12
+
+
+def test_gate_candidate_refuses_missing_inputs_before_scoring(gate_candidate, tmp_path: Path) -> None:
+    weights = tmp_path / "net.pth"
+    weights.write_bytes(b"")
+    with pytest.raises(SystemExit):
+        gate_candidate.main([str(weights), "--data", str(tmp_path / "nowhere"), "-o", str(tmp_path / "out")])

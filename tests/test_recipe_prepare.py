@@ -67,6 +67,6 @@ def test_box_files_of_scored_frames_are_required(prepare, tmp_path: Path) -> Non
     with pytest.raises(SystemExit, match=r"121364_9_2.txt: missing \(the box file of aug/121364_9_2.jpg\)"):
         prepare._copy_labels(frames, labels, tmp_path / "val_labels", required=True)
     prepare._copy_labels(frames[:1], labels, tmp_path / "val_labels", required=True)
-    # build puts them beside the frames they score, for eval --boxes (choose.py, gate_candidate.sh).
+    # build puts them beside the frames they score, for eval --boxes (choose.py, gate_candidate.py).
     prepare._place_scoring_labels(tmp_path, tmp_path / "built")
     assert [p.name for p in (tmp_path / "built" / "val" / "labels").iterdir()] == ["121364_9_1.txt"]

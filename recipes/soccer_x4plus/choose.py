@@ -6,7 +6,8 @@
 The held-out games decide whether a model ships, so they must not also pick it: that would let their
 noise choose the candidate, and the gate would be passed by luck. The choice is made on the validation
 game instead (``prepare.py``'s ``val/hr`` + ``val/labels``), scored exactly as the gate scores the
-held-out games: ``soccersr eval`` under both degradations, seed 0, players from the boxes, OpenVINO bf16.
+held-out games (scoring.py): ``soccersr eval`` under both degradations, seed 0, players from the boxes,
+OpenVINO bf16.
 
 The rule, fixed before any scoring: the candidate that passes the most gate checks against ``--stock``
 wins; a tie goes to the higher players' PSNR gain under the training degradation (the check no model
@@ -29,11 +30,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gate import checks  # noqa: E402  (a sibling script: the gate's checks have one home)
+from gate import checks  # noqa: E402  (sibling scripts: the checks and the scoring have one home each)
+from scoring import DEGRADATIONS, needed_files, score_game  # noqa: E402
 
 from soccersr.io.atomic import atomic_write_bytes  # noqa: E402
 
-DEGRADATIONS = ("training", "web")
 HARD_CHECK = "psnr_players"  # the tie-break: its gain under the training degradation
 
 
@@ -110,10 +111,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.blend_from = args.blend_from or args.previous
     if args.blend and args.blend_from is None:
         parser.error("--blend needs --blend-from or --previous (the model at alpha 0)")
-    needed = [*args.weights, args.data / "val" / "hr", args.data / "val" / "labels"]
-    needed += [args.data / "niqe_soccer_train.npz"]
-    needed += [args.baselines / kind / "report.json" for kind in DEGRADATIONS] if args.baselines else []
-    for path in needed:
+    for path in [*args.weights, *needed_files(args.data / "val", args.data / "niqe_soccer_train.npz", args.baselines)]:
         if not path.exists():
             parser.error(f"{path}: missing (weights, prepare.py collect + build, eval fit-niqe, or the baselines' run)")
     return args
@@ -137,20 +135,12 @@ def candidate_files(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def score(args: argparse.Namespace, files: dict[str, Path]) -> dict[str, list[dict]]:
-    """The gate's scoring (as gate_candidate.sh) on the validation game: {degradation: [eval reports]}."""
+    """The gate's scoring (scoring.py) on the validation game: {degradation: [eval reports]}."""
     models = [] if args.baselines else [args.stock, *([args.previous] if args.previous else [])]
     models += [str(path) for path in files.values()]
-    val, reports = args.data / "val", {}
-    for kind in DEGRADATIONS:
-        cmd = [sys.executable, "-m", "soccersr.cli", "eval", "--hr", str(val / "hr"), "--boxes", str(val / "labels")]
-        cmd += ["--degradation", kind, "--seed", "0", "--device", "cpu", "--engine", "openvino", "--precision", "bf16"]
-        cmd += ["--niqe-params", str(args.data / "niqe_soccer_train.npz"), "--no-sheets"]
-        cmd += ["--report", str(args.out / kind), *(arg for model in models for arg in ("--model", model))]
-        subprocess.run(cmd, check=True)  # soccersr as this process finds it
-        reports[kind] = [json.loads((args.out / kind / "report.json").read_text())]
-        if args.baselines:  # the same HR, seed and degradation make the same LQ: merged by image
-            reports[kind].insert(0, json.loads((args.baselines / kind / "report.json").read_text()))
-    return reports
+    return score_game(
+        args.data / "val", models, args.out, args.data / "niqe_soccer_train.npz", baselines=args.baselines
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,21 +75,11 @@ def checks(reports: list[dict], candidate: str, stock: str, previous: str | None
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("reports", type=Path, nargs="+", help="report.json of each degradation")
-    parser.add_argument("--candidate", required=True, help="label of the model to ship")
-    parser.add_argument("--stock", default="x4plus")
-    parser.add_argument("--previous", default=None, help="label of the model it would replace (v1)")
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args(argv)
+def verdict(by_kind: dict[str, list[dict]], candidate: str, stock: str, previous: str | None, out: Path | None) -> bool:
+    """Print one line per check and the verdict; write the table to ``out`` (JSON) when given."""
     table, passed = [], True
-    by_kind: dict[str, list[dict]] = {}
-    for path in args.reports:
-        report = json.loads(path.read_text())
-        by_kind.setdefault((report.get("degradation") or {}).get("kind", "training"), []).append(report)
     for kind, reports in by_kind.items():
-        for row in checks(reports, args.candidate, args.stock, args.previous):
+        for row in checks(reports, candidate, stock, previous):
             row["degradation"] = kind
             table.append(row)
             passed &= row["pass"]
@@ -99,9 +89,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the gate needs both degradations, got {sorted(kinds)}")
         passed = False
     print("GATE: " + ("PASS" if passed else "FAIL"))
-    if args.json:
-        args.json.write_text(json.dumps({"passed": passed, "checks": table}, indent=1))
-    return 0 if passed else 1
+    if out:
+        out.write_text(json.dumps({"passed": passed, "checks": table}, indent=1))
+    return passed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("reports", type=Path, nargs="+", help="report.json of each degradation")
+    parser.add_argument("--candidate", required=True, help="label of the model to ship")
+    parser.add_argument("--stock", default="x4plus")
+    parser.add_argument("--previous", default=None, help="label of the model it would replace (v1)")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    by_kind: dict[str, list[dict]] = {}
+    for path in args.reports:
+        report = json.loads(path.read_text())
+        by_kind.setdefault((report.get("degradation") or {}).get("kind", "training"), []).append(report)
+    return 0 if verdict(by_kind, args.candidate, args.stock, args.previous, args.json) else 1
 
 
 if __name__ == "__main__":

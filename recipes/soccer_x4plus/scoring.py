@@ -1,0 +1,62 @@
+"""How the ship gate scores models on one game (issue 12): the protocol choose.py and gate_candidate.py share.
+
+``soccersr eval`` on the game's HR frames under both degradations, each LQ seeded 0, the players
+from the game's boxes, NIQE with the parameters fitted on the training GT (``eval fit-niqe``), and
+OpenVINO bf16 on the CPU: the engine of the shipped reports (bf16 agrees with fp32 to 52 dB; on a
+GPU pass ``Runtime("cuda", "torch", "fp16")``). Models are labelled by file stem.
+
+With ``baselines`` (a folder whose training/ and web/ reports scored the stock and previous models
+with this same protocol) only the new models run: the same HR, seed and degradation make the same
+LQ, and ``gate.per_image`` merges the reports by image.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+DEGRADATIONS = ("training", "web")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: str = "cpu"
+    engine: str = "openvino"
+    precision: str = "bf16"
+
+
+def needed_files(game: Path, niqe_params: Path, baselines: Path | None) -> list[Path]:
+    """What scoring reads besides the models: check it before any model runs."""
+    files = [game / "hr", game / "labels", niqe_params]
+    return files + ([baselines / kind / "report.json" for kind in DEGRADATIONS] if baselines else [])
+
+
+def score_game(
+    game: Path,
+    models: list[str],
+    out: Path,
+    niqe_params: Path,
+    *,
+    baselines: Path | None = None,
+    runtime: Runtime = Runtime(),
+    sheets: bool = False,
+) -> dict[str, list[dict]]:
+    """Run eval on ``game`` (its hr/ and labels/) into OUT/<degradation>; {degradation: [reports]}."""
+    reports: dict[str, list[dict]] = {}
+    for kind in DEGRADATIONS:
+        cmd = [sys.executable, "-m", "soccersr.cli", "eval", "--hr", str(game / "hr"), "--boxes", str(game / "labels")]
+        cmd += ["--degradation", kind, "--seed", "0", "--niqe-params", str(niqe_params)]
+        cmd += ["--device", runtime.device, "--engine", runtime.engine, "--precision", runtime.precision]
+        cmd += [] if sheets else ["--no-sheets"]
+        cmd += ["--report", str(out / kind), *(arg for model in models for arg in ("--model", model))]
+        subprocess.run(cmd, check=True)  # soccersr as this process finds it
+        earlier = [_load(baselines / kind / "report.json")] if baselines else []
+        reports[kind] = [*earlier, _load(out / kind / "report.json")]
+    return reports
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text())
