@@ -111,7 +111,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.blend_from = args.blend_from or args.previous
     if args.blend and args.blend_from is None:
         parser.error("--blend needs --blend-from or --previous (the model at alpha 0)")
-    for path in [*args.weights, *needed_files(args.data / "val", args.data / "niqe_soccer_train.npz", args.baselines)]:
+    for path in [*args.weights, *needed_files(args.data, "val", args.baselines)]:
         if not path.exists():
             parser.error(f"{path}: missing (weights, prepare.py collect + build, eval fit-niqe, or the baselines' run)")
     return args
@@ -136,10 +136,9 @@ def candidate_files(args: argparse.Namespace) -> dict[str, Path]:
 
 def score(args: argparse.Namespace, files: dict[str, Path]) -> dict[str, list[dict]]:
     """The gate's scoring (scoring.py) on the validation game: {degradation: [eval reports]}."""
-    models = [] if args.baselines else [args.stock, *([args.previous] if args.previous else [])]
-    models += [str(path) for path in files.values()]
+    candidates = [str(path) for path in files.values()]
     return score_game(
-        args.data / "val", models, args.out, args.data / "niqe_soccer_train.npz", baselines=args.baselines
+        args.data, "val", candidates, args.out, stock=args.stock, previous=args.previous, baselines=args.baselines
     )
 
 

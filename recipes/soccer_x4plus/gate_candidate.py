@@ -12,8 +12,8 @@ OUT/training and OUT/web (the eval reports and their sheets) and OUT/gate.json; 
 every check passes.
 
 Needs prepare.py's output (``--data``: eval/hr, eval/labels) and the NIQE parameters fitted on the
-training GT (``soccersr eval fit-niqe DATA/train/hr -o DATA/niqe_soccer_train.npz``). Set
-SOCCERSR_CACHE_DIR to reuse converted built-in models, and OMP_NUM_THREADS for the CPU threads.
+training GT (``scoring.NIQE_PARAMS`` there). Set SOCCERSR_CACHE_DIR to reuse converted built-in
+models, and OMP_NUM_THREADS for the CPU threads.
 """
 
 from __future__ import annotations
@@ -43,8 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--precision", default=Runtime.precision)
     parser.add_argument("-o", "--out", type=Path, default=Path(".devrun/gate"))
     args = parser.parse_args(argv)
-    needed = needed_files(args.data / "eval", args.data / "niqe_soccer_train.npz", args.baselines)
-    for path in [args.candidate, *needed]:
+    for path in [args.candidate, *needed_files(args.data, "eval", args.baselines)]:
         if not path.exists():
             parser.error(f"{path}: missing (the weights, prepare.py collect + build, eval fit-niqe, or the baselines)")
     return args
@@ -56,12 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     link = args.out / f"{LABEL}{args.candidate.suffix}"
     link.unlink(missing_ok=True)
     link.symlink_to(args.candidate.resolve())
-    models = [] if args.baselines else [args.stock, *([args.previous] if args.previous else [])]
     reports = score_game(
-        args.data / "eval",
-        [*models, str(link)],
+        args.data,
+        "eval",
+        [str(link)],
         args.out,
-        args.data / "niqe_soccer_train.npz",
+        stock=args.stock,
+        previous=args.previous,
         baselines=args.baselines,
         runtime=Runtime(args.device, args.engine, args.precision),
         sheets=True,

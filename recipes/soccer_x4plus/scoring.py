@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEGRADATIONS = ("training", "web")
+NIQE_PARAMS = "niqe_soccer_train.npz"  # in prepare.py's output: `eval fit-niqe DATA/train/hr -o DATA/<this>`
 
 
 @dataclass(frozen=True)
@@ -28,27 +29,35 @@ class Runtime:
     precision: str = "bf16"
 
 
-def needed_files(game: Path, niqe_params: Path, baselines: Path | None) -> list[Path]:
+def needed_files(data: Path, game: str, baselines: Path | None) -> list[Path]:
     """What scoring reads besides the models: check it before any model runs."""
-    files = [game / "hr", game / "labels", niqe_params]
+    files = [data / game / "hr", data / game / "labels", data / NIQE_PARAMS]
     return files + ([baselines / kind / "report.json" for kind in DEGRADATIONS] if baselines else [])
 
 
 def score_game(
-    game: Path,
-    models: list[str],
+    data: Path,
+    game: str,
+    candidates: list[str],
     out: Path,
-    niqe_params: Path,
     *,
+    stock: str,
+    previous: str | None,
     baselines: Path | None = None,
     runtime: Runtime = Runtime(),
     sheets: bool = False,
 ) -> dict[str, list[dict]]:
-    """Run eval on ``game`` (its hr/ and labels/) into OUT/<degradation>; {degradation: [reports]}."""
+    """Run eval on DATA/GAME (its hr/ and labels/) into OUT/<degradation>; {degradation: [reports]}.
+
+    ``stock`` and ``previous`` run beside the candidates unless ``baselines`` already scored them.
+    """
+    models = [] if baselines else [stock, *([previous] if previous else [])]
+    models += candidates
     reports: dict[str, list[dict]] = {}
     for kind in DEGRADATIONS:
-        cmd = [sys.executable, "-m", "soccersr.cli", "eval", "--hr", str(game / "hr"), "--boxes", str(game / "labels")]
-        cmd += ["--degradation", kind, "--seed", "0", "--niqe-params", str(niqe_params)]
+        cmd = [sys.executable, "-m", "soccersr.cli", "eval", "--hr", str(data / game / "hr")]
+        cmd += ["--boxes", str(data / game / "labels"), "--niqe-params", str(data / NIQE_PARAMS)]
+        cmd += ["--degradation", kind, "--seed", "0"]
         cmd += ["--device", runtime.device, "--engine", runtime.engine, "--precision", runtime.precision]
         cmd += [] if sheets else ["--no-sheets"]
         cmd += ["--report", str(out / kind), *(arg for model in models for arg in ("--model", model))]
