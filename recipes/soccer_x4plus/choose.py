@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gate import checks  # noqa: E402  (sibling scripts: the checks and the scoring have one home each)
-from scoring import DEGRADATIONS, needed_files, score_game  # noqa: E402
+from scoring import DEGRADATIONS, labelled, needed_files, score_game  # noqa: E402
 
 from soccersr.io.atomic import atomic_write_bytes  # noqa: E402
 
@@ -119,13 +119,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def candidate_files(args: argparse.Namespace) -> dict[str, Path]:
     """{label: file} of the checkpoints (linked into OUT under their label) and the blends (written there)."""
-    # eval labels models by file stem: links named by label keep checkpoints of different runs apart.
-    files: dict[str, Path] = {}
-    for path in args.weights:
-        link = args.out / f"{label_of(path)}{path.suffix}"
-        link.unlink(missing_ok=True)
-        link.symlink_to(path.resolve())
-        files[link.stem] = link
+    # Links named by label keep checkpoints of different runs (all net_g_N) apart.
+    files = {label_of(path): labelled(path, args.out, label_of(path)) for path in args.weights}
     for alpha in args.blend:
         blend = args.out / f"blend_a{alpha:g}.safetensors"
         cmd = [sys.executable, str(Path(__file__).resolve().parent / "interpolate.py"), args.blend_from]

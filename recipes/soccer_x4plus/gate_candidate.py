@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gate import verdict  # noqa: E402  (sibling scripts: the checks and the scoring have one home each)
-from scoring import Runtime, needed_files, score_game  # noqa: E402
+from scoring import Runtime, labelled, needed_files, score_game  # noqa: E402
 
 LABEL = "candidate"  # a link of this name keeps the candidate apart from a built-in model of its file's name
 
@@ -52,9 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    link = args.out / f"{LABEL}{args.candidate.suffix}"
-    link.unlink(missing_ok=True)
-    link.symlink_to(args.candidate.resolve())
+    link = labelled(args.candidate, args.out, LABEL)
     reports = score_game(
         args.data,
         "eval",

@@ -18,7 +18,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-DEGRADATIONS = ("training", "web")
+from gate import DEGRADATIONS  # a sibling script: the gate says which degradations it needs
+
 NIQE_PARAMS = "niqe_soccer_train.npz"  # in prepare.py's output: `eval fit-niqe DATA/train/hr -o DATA/<this>`
 
 
@@ -27,6 +28,14 @@ class Runtime:
     device: str = "cpu"
     engine: str = "openvino"
     precision: str = "bf16"
+
+
+def labelled(weights: Path, out: Path, label: str) -> Path:
+    """A link OUT/<label><suffix> to ``weights``: eval labels a model by its file stem."""
+    link = out / f"{label}{weights.suffix}"
+    link.unlink(missing_ok=True)
+    link.symlink_to(weights.resolve())
+    return link
 
 
 def needed_files(data: Path, game: str, baselines: Path | None) -> list[Path]:
