@@ -191,6 +191,16 @@ def test_player_weight_needs_the_masks() -> None:
     assert cfg.train.pixel_opt.player_weight == 4 and cfg.datasets.train.dataroot_mask == "data/masks"
 
 
+def test_texture_losses_off_players_need_the_masks_and_the_gan_stage() -> None:
+    with pytest.raises(ConfigError, match=r"train\.texture_losses_off_players: needs the player masks"):
+        load_config(REPO / "configs" / "soccer_x4plus.yml", ["train.texture_losses_off_players=true"])
+    masks = "datasets.train.dataroot_mask=data/masks"
+    cfg = load_config(REPO / "configs" / "soccer_x4plus.yml", ["train.texture_losses_off_players=true", masks])
+    assert cfg.train.texture_losses_off_players
+    with pytest.raises(ConfigError, match=r"train\.texture_losses_off_players: only for model_type RealESRGANModel"):
+        load_config(REPO / "configs" / "train_realesrnet_x4plus.yml", ["train.texture_losses_off_players=true", masks])
+
+
 def test_dump_round_trips(tmp_path: Path) -> None:
     for name in ("finetune_soccer_x4plus.yml", "train_realesrnet_x4plus.yml"):
         cfg = load_config(REPO / "configs" / name, ["train.total_iter=7", "datasets.train.noise_range2=[2, 3]"])

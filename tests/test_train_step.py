@@ -9,7 +9,15 @@ from soccersr.archs import RRDBNet, UNetDiscriminatorSN
 from soccersr.degrade import DegradationConfig, TrainingPairPool
 from soccersr.train.ema import make_ema
 from soccersr.train.losses import PerceptualLoss, l1_loss
-from soccersr.train.step import Networks, StepOptions, TrainingPair, optimize, synthesize_batch, updates_generator
+from soccersr.train.step import (
+    Networks,
+    StepOptions,
+    TrainingPair,
+    optimize,
+    players_as_target,
+    synthesize_batch,
+    updates_generator,
+)
 from soccersr.train.vgg import VGG19Features
 
 
@@ -130,10 +138,39 @@ def test_player_mask_rides_with_the_gt_and_weights_the_l1() -> None:
         )
         assert pair.gt.shape == (2, 3, 32, 32) and pair.l1_weight is not None
         assert torch.equal(pair.l1_weight, 1 + 4 * (pair.gt[:, 2:] == 1).float())
+        assert torch.equal(pair.player_mask, (pair.gt[:, 2:] == 1).float())
     plain = synthesize_batch(
         gt, opts=_opts(), generator=torch.Generator().manual_seed(0), pool=TrainingPairPool(2), player_mask=mask
     )
     assert plain.l1_weight is None  # weight 1: the plain L1
+
+
+def test_texture_losses_off_players_send_no_gradient_to_players() -> None:
+    nets, opt_g, opt_d = _gan_nets()
+    gt = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    lq = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[:, :, 8:20, 4:12] = 1
+    opts = _opts(pixel_weight=None, texture_losses_off_players=True)
+    pair = TrainingPair(lq=lq, gt=gt, gt_usm=gt.clamp(0.1, 0.9), player_mask=mask)
+
+    # The blend's gradient: none on the players, the loss's own elsewhere.
+    output = nets.g(lq).detach().requires_grad_(True)
+    loss = nets.perceptual(players_as_target(output, pair.gt_usm, pair, opts), pair.gt_usm)
+    loss = loss + nets.d(players_as_target(output, pair.gt, pair, opts)).mean()
+    loss.backward()
+    on_players = mask.bool().expand_as(output)
+    assert torch.count_nonzero(output.grad[on_players]) == 0
+    assert torch.count_nonzero(output.grad[~on_players]) > 0.9 * int((~on_players).sum())
+    assert players_as_target(output, gt, pair, _opts()) is output  # off by default
+
+    # A batch that is all players: perceptual and GAN losses leave G where it was (no L1 here).
+    everywhere = TrainingPair(lq=lq, gt=gt, gt_usm=gt, player_mask=torch.ones(2, 1, 32, 32))
+    g0 = _snapshot(nets.g)
+    logs = optimize(everywhere, nets=nets, opt_g=opt_g, opt_d=opt_d, opts=opts, iteration=1)
+    assert float(logs["l_g_percep"]) == 0 and not _changed(nets.g, g0)
+    optimize(everywhere, nets=nets, opt_g=opt_g, opt_d=opt_d, opts=_opts(pixel_weight=None), iteration=2)
+    assert _changed(nets.g, g0)
 
 
 def test_weighted_l1_is_a_weighted_mean_on_the_plain_scale() -> None:

@@ -53,6 +53,9 @@
 #       -o path.pretrain_network_d=.devrun/experiments/v2/models/net_d_1050.pth -o train.net_d_init_iters=0
 #       -o val.val_freq=150 -o logger.save_checkpoint_freq=150' recipes/soccer_x4plus/cpu_run.sh
 #   (stopped by its time limit at 1175; its state 1175 is kept. Pick 900 passed 10 of 12 on the held-out games: results/v2g.)
+# v2m (results/v2m/decisions.md), 2026-12-03 16:10 UTC: v2g with the perceptual and GAN losses kept off the players:
+#   NAME=v2m START=.devrun/experiments/v2pd/models/net_g_2125.pth MINUTES=90 THREADS=2 EXTRA='<v2g's EXTRA>
+#       -o train.texture_losses_off_players=true' recipes/soccer_x4plus/cpu_run.sh
 # Choosing among checkpoints: choose.py (the gate's checks on the validation game).
 # EXTRA: more -o overrides ("-o key=value -o ...").
 set -euo pipefail

@@ -283,6 +283,10 @@ class TrainConfig:
     """Real-ESRGAN only: targets of the three losses are the USM-sharpened GT (defaults true, true, false)."""
     percep_gt_usm: Bool | None = None
     gan_gt_usm: Bool | None = None
+    texture_losses_off_players: Bool = False
+    """soccersr: the generator's perceptual and GAN losses see the player pixels (``datasets.train.dataroot_mask``)
+    as their targets' pixels, so no texture gradient reaches players and only the L1 shapes them: the
+    texture goes to grass, crowds and boards while the players stay as faithful as the L1 makes them."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """soccersr: "auto" = bf16 autocast on CUDA and on CPUs with native bf16 (AMX / AVX512_BF16), fp32 elsewhere."""
     channels_last: Literal["auto"] | Bool = "auto"
@@ -366,12 +370,22 @@ class TrainingConfig:
 
     def _check_player_weight(self) -> None:
         pixel = self.train.pixel_opt
-        if pixel is not None and pixel.player_weight != 1:
-            require(
-                self.datasets.train.dataroot_mask is not None,
-                "train.pixel_opt.player_weight",
-                "needs the player masks: set datasets.train.dataroot_mask",
-            )
+        needs_masks = {
+            "train.pixel_opt.player_weight": pixel is not None and pixel.player_weight != 1,
+            "train.texture_losses_off_players": self.train.texture_losses_off_players,
+        }
+        for key, used in needs_masks.items():
+            if used:
+                require(
+                    self.datasets.train.dataroot_mask is not None,
+                    key,
+                    "needs the player masks: set datasets.train.dataroot_mask",
+                )
+        require(
+            not self.train.texture_losses_off_players or self.is_gan,
+            "train.texture_losses_off_players",
+            "only for model_type RealESRGANModel (Real-ESRNet has no perceptual or GAN loss)",
+        )
 
     @property
     def experiment_dir(self) -> Path:

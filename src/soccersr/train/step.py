@@ -47,6 +47,8 @@ class StepOptions:
     """None: no pixel loss."""
     player_weight: float = 1.0
     """L1 weight of the player pixels (the batches' ``player_mask``); 1: the plain L1."""
+    texture_losses_off_players: bool = False
+    """G's perceptual and GAN losses see the player pixels as their targets' (no texture gradient on players)."""
     gan_weight: float = 0.1
     real_label: float = 1.0
     fake_label: float = 0.0
@@ -75,6 +77,7 @@ class StepOptions:
             gan_gt_usm=gan_usm,
             pixel_weight=None if t.pixel_opt is None else t.pixel_opt.loss_weight,
             player_weight=1.0 if t.pixel_opt is None else t.pixel_opt.player_weight,
+            texture_losses_off_players=t.texture_losses_off_players,
             gan_weight=0.0 if t.gan_opt is None else t.gan_opt.loss_weight,
             real_label=1.0 if t.gan_opt is None else t.gan_opt.real_label_val,
             fake_label=0.0 if t.gan_opt is None else t.gan_opt.fake_label_val,
@@ -138,6 +141,8 @@ class TrainingPair:
     """USM-sharpened ``gt`` (the same tensor when not needed)."""
     l1_weight: Tensor | None = None
     """(B, 1, gt_size, gt_size) per-pixel L1 weight (players weigh more), or None for the plain L1."""
+    player_mask: Tensor | None = None
+    """(B, 1, gt_size, gt_size), 1 on players, when the batch came with masks."""
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[None]:
@@ -156,7 +161,7 @@ def synthesize_batch(
     """HR crops (B, 3, S, S) in [0, 1] on the training device -> a training pair batch.
 
     ``player_mask`` (B, 1, S, S), 1 on players, rides along with the GT as a fourth channel through
-    the crop and the pool, so it stays aligned; it becomes the pair's ``l1_weight``.
+    the crop and the pool, so it stays aligned; it becomes the pair's ``l1_weight`` and ``player_mask``.
     Every random choice comes from ``generator`` (CPU) and the pool's own generator.
     """
     sharp = usm_sharp(gt) if (opts.gan or opts.sharpen_gt_first) else gt
@@ -178,14 +183,14 @@ def synthesize_batch(
     lq, gt = pool.exchange(lq, gt)
     l1_weight = None
     if player_mask is not None:
-        gt, mask = gt[:, :3], gt[:, 3:]
-        l1_weight = 1 + (opts.player_weight - 1) * mask if opts.player_weight != 1 else None
+        gt, player_mask = gt[:, :3], gt[:, 3:].contiguous()
+        l1_weight = 1 + (opts.player_weight - 1) * player_mask if opts.player_weight != 1 else None
     # Dense tensors in the networks' memory format (the crops are strided views).
     fmt = torch.channels_last if opts.channels_last else torch.contiguous_format
     lq, gt = lq.contiguous(memory_format=fmt), gt.contiguous(memory_format=fmt)
     # The pool handed back other images: sharpen them anew (as official).
     gt_usm = usm_sharp(gt).contiguous(memory_format=fmt) if opts.gan else gt
-    return TrainingPair(lq=lq, gt=gt, gt_usm=gt_usm, l1_weight=l1_weight)
+    return TrainingPair(lq=lq, gt=gt, gt_usm=gt_usm, l1_weight=l1_weight, player_mask=player_mask)
 
 
 def updates_generator(opts: StepOptions, iteration: int) -> bool:
@@ -193,6 +198,19 @@ def updates_generator(opts: StepOptions, iteration: int) -> bool:
     if not opts.gan:
         return True
     return iteration % opts.net_d_iters == 0 and iteration > opts.net_d_init_iters
+
+
+def players_as_target(output: Tensor, target: Tensor, pair: TrainingPair, opts: StepOptions) -> Tensor:
+    """``output`` with the player pixels replaced by ``target``'s when texture losses are kept off players.
+
+    The blend's gradient with respect to ``output`` is (1 - mask): a loss on it cannot push players
+    towards texture, which is what the perceptual and GAN losses would otherwise do to the few pixels
+    of a far player that the LQ barely shows.
+    """
+    if not opts.texture_losses_off_players or pair.player_mask is None:
+        return output
+    mask = pair.player_mask.to(target.dtype)
+    return target * mask + output * (1 - mask)  # exactly the target where mask is 1
 
 
 def optimize(
@@ -227,12 +245,15 @@ def optimize(
                 logs["l_g_pix"] = opts.pixel_weight * l1_loss(output, l1_target, pair.l1_weight)
                 total = total + logs["l_g_pix"]
             if nets.perceptual is not None:
-                logs["l_g_percep"] = nets.perceptual(output, percep_target)
+                logs["l_g_percep"] = nets.perceptual(
+                    players_as_target(output, percep_target, pair, opts), percep_target
+                )
                 total = total + logs["l_g_percep"]
             if opts.gan:
                 assert nets.d_frozen_forward is not None
+                fake = players_as_target(output, gan_target, pair, opts)
                 logs["l_g_gan"] = opts.gan_weight * gan_loss(
-                    nets.d_frozen_forward(output), True, real_label=opts.real_label, fake_label=opts.fake_label
+                    nets.d_frozen_forward(fake), True, real_label=opts.real_label, fake_label=opts.fake_label
                 )
                 total = total + logs["l_g_gan"]
         total.backward()
