@@ -56,6 +56,7 @@
 # v2m (results/v2m/decisions.md), 2026-12-03 16:10 UTC: v2g with the perceptual and GAN losses kept off the players:
 #   NAME=v2m START=.devrun/experiments/v2pd/models/net_g_2125.pth MINUTES=90 THREADS=2 EXTRA='<v2g's EXTRA>
 #       -o train.texture_losses_off_players=true' recipes/soccer_x4plus/cpu_run.sh
+#   (stopped by its time limit at 1975; its state 1975 is kept. Its pick, 900, passed 10 of 12 on the validation game, so it was not gated: results/v2m.)
 # Choosing among checkpoints: choose.py (the gate's checks on the validation game).
 # EXTRA: more -o overrides ("-o key=value -o ...").
 set -euo pipefail
