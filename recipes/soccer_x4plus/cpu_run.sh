@@ -53,7 +53,7 @@
 #       -o path.pretrain_network_d=.devrun/experiments/v2/models/net_d_1050.pth -o train.net_d_init_iters=0
 #       -o val.val_freq=150 -o logger.save_checkpoint_freq=150' recipes/soccer_x4plus/cpu_run.sh
 #   (stopped by its time limit at 1175; its state 1175 is kept. Pick 900 passed 10 of 12 on the held-out games: results/v2g.)
-# v2m (results/v2m/decisions.md), 2026-12-03 16:10 UTC: v2g with the perceptual and GAN losses kept off the players:
+# v2m (results/v2m/decisions.md), 2026-12-03 15:54 UTC: v2g with the perceptual and GAN losses kept off the players:
 #   NAME=v2m START=.devrun/experiments/v2pd/models/net_g_2125.pth MINUTES=90 THREADS=2 EXTRA='<v2g's EXTRA>
 #       -o train.texture_losses_off_players=true' recipes/soccer_x4plus/cpu_run.sh
 #   (stopped by its time limit at 1975; its state 1975 is kept. Its pick, 900, passed 10 of 12 on the validation game, so it was not gated: results/v2m.)
