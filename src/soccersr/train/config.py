@@ -366,9 +366,9 @@ class TrainingConfig:
             "val",
             "datasets.val and val (val_freq) must be given together",
         )
-        self._check_player_weight()
+        self._check_player_masks()
 
-    def _check_player_weight(self) -> None:
+    def _check_player_masks(self) -> None:
         pixel = self.train.pixel_opt
         needs_masks = {
             "train.pixel_opt.player_weight": pixel is not None and pixel.player_weight != 1,
