@@ -13,6 +13,7 @@ from soccersr.train.step import (
     Networks,
     StepOptions,
     TrainingPair,
+    l1_weight,
     optimize,
     players_as_target,
     synthesize_batch,
@@ -136,13 +137,14 @@ def test_player_mask_rides_with_the_gt_and_weights_the_l1() -> None:
         pair = synthesize_batch(
             gt, opts=opts, generator=torch.Generator().manual_seed(seed), pool=pool, player_mask=mask
         )
-        assert pair.gt.shape == (2, 3, 32, 32) and pair.l1_weight is not None
-        assert torch.equal(pair.l1_weight, 1 + 4 * (pair.gt[:, 2:] == 1).float())
+        weight = l1_weight(pair, opts)
+        assert pair.gt.shape == (2, 3, 32, 32) and weight is not None
+        assert torch.equal(weight, 1 + 4 * (pair.gt[:, 2:] == 1).float())
         assert torch.equal(pair.player_mask, (pair.gt[:, 2:] == 1).float())
     plain = synthesize_batch(
         gt, opts=_opts(), generator=torch.Generator().manual_seed(0), pool=TrainingPairPool(2), player_mask=mask
     )
-    assert plain.l1_weight is None  # weight 1: the plain L1
+    assert l1_weight(plain, _opts()) is None  # weight 1: the plain L1
 
 
 def test_texture_losses_off_players_send_no_gradient_to_players() -> None:

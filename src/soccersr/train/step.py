@@ -139,8 +139,6 @@ class TrainingPair:
     """(B, 3, gt_size, gt_size) target."""
     gt_usm: Tensor
     """USM-sharpened ``gt`` (the same tensor when not needed)."""
-    l1_weight: Tensor | None = None
-    """(B, 1, gt_size, gt_size) per-pixel L1 weight (players weigh more), or None for the plain L1."""
     player_mask: Tensor | None = None
     """(B, 1, gt_size, gt_size), 1 on players, when the batch came with masks."""
 
@@ -161,7 +159,7 @@ def synthesize_batch(
     """HR crops (B, 3, S, S) in [0, 1] on the training device -> a training pair batch.
 
     ``player_mask`` (B, 1, S, S), 1 on players, rides along with the GT as a fourth channel through
-    the crop and the pool, so it stays aligned; it becomes the pair's ``l1_weight`` and ``player_mask``.
+    the crop and the pool, so it stays aligned; it becomes the pair's ``player_mask``.
     Every random choice comes from ``generator`` (CPU) and the pool's own generator.
     """
     sharp = usm_sharp(gt) if (opts.gan or opts.sharpen_gt_first) else gt
@@ -181,16 +179,14 @@ def synthesize_batch(
         gt = torch.cat([gt, player_mask.to(gt.dtype)], dim=1)
     (gt,), lq = paired_random_crop((gt,), lq, opts.gt_size, opts.scale, generator=generator)
     lq, gt = pool.exchange(lq, gt)
-    l1_weight = None
     if player_mask is not None:
         gt, player_mask = gt[:, :3], gt[:, 3:].contiguous()
-        l1_weight = 1 + (opts.player_weight - 1) * player_mask if opts.player_weight != 1 else None
     # Dense tensors in the networks' memory format (the crops are strided views).
     fmt = torch.channels_last if opts.channels_last else torch.contiguous_format
     lq, gt = lq.contiguous(memory_format=fmt), gt.contiguous(memory_format=fmt)
     # The pool handed back other images: sharpen them anew (as official).
     gt_usm = usm_sharp(gt).contiguous(memory_format=fmt) if opts.gan else gt
-    return TrainingPair(lq=lq, gt=gt, gt_usm=gt_usm, l1_weight=l1_weight, player_mask=player_mask)
+    return TrainingPair(lq=lq, gt=gt, gt_usm=gt_usm, player_mask=player_mask)
 
 
 def updates_generator(opts: StepOptions, iteration: int) -> bool:
@@ -198,6 +194,13 @@ def updates_generator(opts: StepOptions, iteration: int) -> bool:
     if not opts.gan:
         return True
     return iteration % opts.net_d_iters == 0 and iteration > opts.net_d_init_iters
+
+
+def l1_weight(pair: TrainingPair, opts: StepOptions) -> Tensor | None:
+    """(B, 1, gt_size, gt_size) per-pixel L1 weight (players weigh ``player_weight``), or None for the plain L1."""
+    if pair.player_mask is None or opts.player_weight == 1:
+        return None
+    return 1 + (opts.player_weight - 1) * pair.player_mask
 
 
 def players_as_target(output: Tensor, target: Tensor, pair: TrainingPair, opts: StepOptions) -> Tensor:
@@ -242,7 +245,7 @@ def optimize(
             output = nets.g_forward(pair.lq)
             total = output.new_zeros((), dtype=torch.float32)
             if opts.pixel_weight is not None:
-                logs["l_g_pix"] = opts.pixel_weight * l1_loss(output, l1_target, pair.l1_weight)
+                logs["l_g_pix"] = opts.pixel_weight * l1_loss(output, l1_target, l1_weight(pair, opts))
                 total = total + logs["l_g_pix"]
             if nets.perceptual is not None:
                 logs["l_g_percep"] = nets.perceptual(
