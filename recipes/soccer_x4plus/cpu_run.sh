@@ -60,7 +60,7 @@
 # v2w (results/v2w/decisions.md), 2026-12-03 18:17 UTC: v2m with 60% web-degraded inputs instead of 30%:
 #   NAME=v2w START=.devrun/experiments/v2pd/models/net_g_2125.pth MINUTES=80 THREADS=2 EXTRA='<v2m's EXTRA, with
 #       -o datasets.train.web_prob=0.6>' recipes/soccer_x4plus/cpu_run.sh
-#   (stopped by its time limit at 1525; its state 1525 is kept. Not scored yet: results/v2w/README.md.)
+#   (stopped by its time limit at 1525; state kept. Pick 1050 passes 11 of 12 on the validation game; not gated yet: results/v2w.)
 # Choosing among checkpoints: choose.py (the gate's checks on the validation game).
 # EXTRA: more -o overrides ("-o key=value -o ...").
 set -euo pipefail
