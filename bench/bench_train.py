@@ -14,7 +14,8 @@ alone (synthesize_batch: USM, degradation, crop, pool) and its share, and the pe
 
 Modes: fp32 (eager, NCHW, TF32 convs), bf16-cl (bf16 autocast + channels_last, what training uses
 on CUDA), compile-bf16-cl (plus torch.compile of G, D and VGG), compile-g-bf16-cl (G only),
-bf16-cl-no-percep (without the VGG loss), g-only-fp32 / g-only-bf16-cl (the Real-ESRNet L1 step).
+bf16-cl-no-percep (without the VGG loss), g-only-fp32 / g-only-bf16-cl (the Real-ESRNet L1 step),
+fp32-cl / g-only-fp32-cl (fp32 in channels_last: what a CPU without native bf16 could use).
 --profile FILE prints device-busy vs wall time per step and the top ops.
 
 Measured on one H200 (torch 2.11, three machines, ms per iteration; degradation 12-16 ms of it):
@@ -22,6 +23,11 @@ g-only-fp32 158, g-only-bf16-cl 106, fp32 227, bf16-cl 145 / 162 / 163, bf16-cl-
 compile-bf16-cl 166 (175 s to compile), compile-g-bf16-cl 193. The bf16-cl step keeps the GPU busy
 only 98 ms of its ~145-160 ms: it is bound by eager kernel-launch overhead (about 7,000 launches per
 step), which inductor's generated wrapper does not reduce for these conv nets.
+
+On a 2-core AMD EPYC with AVX2 and no AVX-512 (torch 2.13.0, 2 threads; the CPU recipe's line above,
+with --crop 256, 3 timed steps; ms per iteration), 2026-12-03: g-only-fp32 4471, g-only-fp32-cl 4053,
+fp32 9150, fp32-cl 11059. channels_last helps the G-only step by 9% and slows the full step by 21%,
+so training keeps NCHW in fp32 (``channels_last: auto`` turns it on with bf16 only).
 """
 
 from __future__ import annotations
@@ -46,7 +52,9 @@ from soccersr.train.vgg import VGG16_LAYER_WEIGHTS, VGGFeatures
 
 MODES = (
     "g-only-fp32",
+    "g-only-fp32-cl",
     "fp32",
+    "fp32-cl",
     "bf16-cl",
     "compile-bf16-cl",
     "g-only-bf16-cl",
