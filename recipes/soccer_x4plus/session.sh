@@ -4,16 +4,19 @@
 # Run from the repo root, after, here:
 #   python recipes/soccer_x4plus/prepare.py collect --shared ../shared/data/soccer-hr -o .devrun/soccer
 #   SOCCERSR_CACHE_DIR=.devrun/cache python -c "import soccersr; [soccersr.load_model(m) for m in ('x4plus', 'animevideov3')]"
-# and carry [.devrun/soccer/sources, .devrun/cache]. The device tool's limit is 64 MiB with the work tree,
-# which now holds the shipped soccer-x4plus (33 MB): sources (30 MB) + cache (34 MB) no longer fit. For
-# a GPU session, carry only .devrun/soccer/sources without its eval/ folder, start from the shipped
-# model (TRAIN_EXTRA="-o path.pretrain_network_g=soccer-x4plus": no cache needed), run STEPS="train pack" (the tests
-# and bench steps load x4plus from the cache: run them in a session of their own), and run the eval
-# step here on the joined file (about 5 minutes on the CPU).
+# and carry [.devrun/soccer/sources, .devrun/cache]. The device tool's limit is 64 MiB (67.1 MB) with the
+# work tree, and the tracked files alone are 36.5 MB (the shipped soccer-x4plus is 33 MB of them). Measured
+# 2026-12-03: sources without eval/ are 37.9 MB (train 22.9, the clip frames 12.6, val 1.8), so they no longer
+# fit; without train_clips/ they do (61.8 MB in all). The ImageNet VGG16 of the perceptual loss (58.9 MB, or
+# 29.4 MB in fp16) fits beside nothing, so v2's GAN stage (perceptual loss on) cannot run on the GPU machine
+# as the tool stands: only L1 + GAN stages can (v1's recipe, -o train.perceptual_opt.perceptual_weight=0). For such a session,
+# start from the shipped model (TRAIN_EXTRA="-o path.pretrain_network_g=soccer-x4plus": no cache needed), run
+# STEPS="train pack" (the tests and bench steps load x4plus from the cache: run them in a session of their
+# own), and run the eval step here on the joined file (about 5 minutes on the CPU).
 # The GPU machine has no sr-vulkan package: a verified cache file is used as it is. Steps (env STEPS, default all of them):
 #   tests  the CUDA cases of the suite (engine fp16/bf16 + overflow retry, degradation, train step)
 #   bench  CUDA upscale benchmark (fp16/bf16 vs the official-style reference)
-#   train  build the data, fine-tune for TRAIN_MIN minutes (default 5 on CUDA, 75 on the CPU)
+#   train  build the data, fine-tune for TRAIN_MIN minutes (default 5 on CUDA, 300 on the CPU)
 #   pack   the EMA generator as fp16 safetensors in <16 MB parts with sha256 (recipes/.../finish.py joins them)
 #   eval   x4plus vs the packed fp16 fine-tune (the file that ships) on the held-out games
 #          (whole frames and players) + sheets
