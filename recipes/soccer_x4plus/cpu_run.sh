@@ -61,6 +61,11 @@
 #   NAME=v2w START=.devrun/experiments/v2pd/models/net_g_2125.pth MINUTES=80 THREADS=2 EXTRA='<v2m's EXTRA, with
 #       -o datasets.train.web_prob=0.6>' recipes/soccer_x4plus/cpu_run.sh
 #   (stopped by its time limit at 1525; state kept. Pick 1050 passes 11 of 12 on the validation game; not gated yet: results/v2w.)
+# v2pr (results/v2pr/decisions.md), 2026-12-03 21:25 UTC, on a new machine (2-core AMD EPYC, no native bf16: fp32):
+# v2p's recipe repeated from v1, to probe the players' check on the held-out games (.devrun and v2w were lost):
+#   NAME=v2pr START=soccer-x4plus ITERS=2125 MINUTES=110 THREADS=2 EXTRA='<the v2p overrides, with val.val_freq and
+#       logger.save_checkpoint_freq at 200> -o train.scheduler.milestones=[1975,2225]' recipes/soccer_x4plus/cpu_run.sh
+#   (stopped after 1000 by its rule; 4.75 s per iteration. Held-out players +0.32 dB: the check is reachable. results/v2pr.)
 # Choosing among checkpoints: choose.py (the gate's checks on the validation game).
 # EXTRA: more -o overrides ("-o key=value -o ...").
 set -euo pipefail
