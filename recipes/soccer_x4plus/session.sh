@@ -11,8 +11,9 @@
 # 29.4 MB in fp16) leaves no room for the training data (1.2 MB at most), so v2's GAN stage (perceptual
 # loss on) cannot run on the GPU machine as the tool stands: only L1 + GAN stages can (v1's recipe,
 # -o train.perceptual_opt.perceptual_weight=0). For such a session, start from the shipped model
-# (TRAIN_EXTRA="-o path.pretrain_network_g=soccer-x4plus": no cache needed), run STEPS="train pack" (the tests and bench steps load x4plus from the cache: run them in a session of their
-# own), and run the eval step here on the joined file (about 5 minutes on the CPU).
+# (TRAIN_EXTRA="-o path.pretrain_network_g=soccer-x4plus": no cache needed), run STEPS="train pack" (the
+# tests and bench steps load x4plus from the cache: run them in a session of their own), and run the eval
+# step here on the joined file (about 5 minutes on the CPU).
 # The GPU machine has no sr-vulkan package: a verified cache file is used as it is. Steps (env STEPS, default all of them):
 #   tests  the CUDA cases of the suite (engine fp16/bf16 + overflow retry, degradation, train step)
 #   bench  CUDA upscale benchmark (fp16/bf16 vs the official-style reference)
