@@ -66,6 +66,15 @@
 #   NAME=v2pr START=soccer-x4plus ITERS=2125 MINUTES=110 THREADS=2 EXTRA='<the v2p overrides, with val.val_freq and
 #       logger.save_checkpoint_freq at 200> -o train.scheduler.milestones=[1975,2225]' recipes/soccer_x4plus/cpu_run.sh
 #   (stopped after 1000 by its rule; 4.75 s per iteration. Held-out players +0.32 dB: the check is reachable. results/v2pr.)
+# v2s (results/v2s/decisions.md), 2026-12-04 05:11 UTC, two arms at once with THREADS=1: v2w's GAN stage straight
+# from v1 (fresh D), players x20 (v2s20) and x50 (v2s50):
+#   NAME=v2s50 START=soccer-x4plus ITERS=300 MINUTES=100 THREADS=1 EXTRA='-o datasets.train.web_prob=0.6
+#       -o train.pixel_opt.player_weight=50 -o datasets.train.dataroot_mask=.devrun/soccer/train/masks -o train.l1_gt_usm=false
+#       -o train.texture_losses_off_players=true -o val.val_freq=150 -o logger.save_checkpoint_freq=150' recipes/soccer_x4plus/cpu_run.sh
+#   (x50 and x20 give the same players to 0.015 dB; from v1 the line stays 0.3-0.4 dB below a fidelity start: results/v2s.)
+# v2f (results/v2f/decisions.md), 2026-12-04 09:31 UTC: the fidelity start rebuilt, the v2pr line unchanged to 2125
+# (as v2pd), to continue by rerunning it:
+#   NAME=v2f START=soccer-x4plus ITERS=2125 MINUTES=95 THREADS=2 EXTRA='<v2pr's EXTRA>' recipes/soccer_x4plus/cpu_run.sh
 # Choosing among checkpoints: choose.py (the gate's checks on the validation game).
 # EXTRA: more -o overrides ("-o key=value -o ...").
 set -euo pipefail
