@@ -74,6 +74,30 @@ def test_d_only_iteration_then_full_step_and_ema() -> None:
     assert all(p.requires_grad for p in nets.d.parameters())  # D unfrozen again for the next step
 
 
+def _never_called(_x: torch.Tensor) -> torch.Tensor:
+    raise AssertionError("D ran although the GAN weight is 0")
+
+
+def test_zero_gan_weight_skips_d_and_trains_g_as_l1_plus_perceptual() -> None:
+    gt = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    pair = TrainingPair(lq=torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(2)), gt=gt, gt_usm=gt)
+    no_gan, opt_g, opt_d = _gan_nets()
+    d0 = _snapshot(no_gan.d)
+    no_gan.d_forward = no_gan.d_frozen_forward = _never_called
+    # iteration 1 of a run with a D warm-up: with no adversarial term there is nothing to warm up, so G steps.
+    opts = _opts(gan_weight=0.0, net_d_init_iters=5)
+    logs = optimize(pair, nets=no_gan, opt_g=opt_g, opt_d=opt_d, opts=opts, iteration=1)
+    assert set(logs) == {"l_g_pix", "l_g_percep"}
+    assert not _changed(no_gan.d, d0)
+
+    reference, ref_opt_g, _ = _gan_nets()  # the same start, run as a stage that has no D at all
+    reference.d = reference.d_forward = reference.d_frozen_forward = None
+    ref_logs = optimize(pair, nets=reference, opt_g=ref_opt_g, opt_d=None, opts=_opts(gan=False), iteration=1)
+    torch.testing.assert_close(logs, ref_logs, rtol=0, atol=0)
+    for name, p in no_gan.g.named_parameters():
+        torch.testing.assert_close(p, dict(reference.g.named_parameters())[name], rtol=0, atol=0)
+
+
 class _RecordingSGD(torch.optim.SGD):
     """Notes whether D's weights already had gradients when its own step began."""
 

@@ -59,6 +59,13 @@ class StepOptions:
     """bf16 autocast when set."""
     channels_last: bool = False
 
+    @property
+    def trains_d(self) -> bool:
+        """Whether D is run at all. A zero GAN weight gives G nothing through D, so its forward in
+        G's step, its own step and the D-only warm-up would cost time for nothing (a Real-ESRGAN
+        stage with the perceptual loss and no adversarial term)."""
+        return self.gan and self.gan_weight > 0
+
     @classmethod
     def from_config(cls, cfg: TrainingConfig, device: torch.device) -> StepOptions:
         t = cfg.train
@@ -191,7 +198,7 @@ def synthesize_batch(
 
 def updates_generator(opts: StepOptions, iteration: int) -> bool:
     """Official schedule: G is updated every ``net_d_iters`` iterations after ``net_d_init_iters``."""
-    if not opts.gan:
+    if not opts.trains_d:
         return True
     return iteration % opts.net_d_iters == 0 and iteration > opts.net_d_init_iters
 
@@ -252,7 +259,7 @@ def optimize(
                     players_as_target(output, percep_target, pair, opts), percep_target
                 )
                 total = total + logs["l_g_percep"]
-            if opts.gan:
+            if opts.trains_d:
                 assert nets.d_frozen_forward is not None
                 fake = players_as_target(output, gan_target, pair, opts)
                 logs["l_g_gan"] = opts.gan_weight * gan_loss(
@@ -267,7 +274,7 @@ def optimize(
             output = nets.g_forward(pair.lq)
 
     # ---- discriminator step: real vs the detached fake, loss weight 1 ----
-    if opts.gan:
+    if opts.trains_d:
         assert nets.d is not None and nets.d_forward is not None and opt_d is not None
         nets.d.requires_grad_(True)
         opt_d.zero_grad(set_to_none=True)
