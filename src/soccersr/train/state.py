@@ -77,12 +77,13 @@ class TrainState:
     def step_schedulers(self) -> None:
         """Set the lr of the next iteration; call once per iteration, after the optimiser steps."""
         # They count iterations, as the official schedule does, also during a D-only warm-up when G
-        # has not stepped yet: torch warns about exactly that order, which is intended here.
+        # has not stepped yet, or when D never steps (GAN weight 0): torch warns about exactly that
+        # order, which is intended here.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
             self.sched_g.step()
-        if self.sched_d is not None:
-            self.sched_d.step()
+            if self.sched_d is not None:
+                self.sched_d.step()
 
     # ---- saving: every rank contributes its own random streams, rank 0 writes the rest once ----
 
