@@ -75,6 +75,13 @@
 # v2f (results/v2f/decisions.md), 2026-12-04 09:31 UTC: the fidelity start rebuilt, the v2pr line unchanged to 2125
 # (as v2pd), to continue by rerunning it:
 #   NAME=v2f START=soccer-x4plus ITERS=2125 MINUTES=95 THREADS=2 EXTRA='<v2pr's EXTRA>' recipes/soccer_x4plus/cpu_run.sh
+#   (stopped at 75 for v2q, before any checkpoint; its losses matched v2pr's.)
+# v2q (results/v2q/decisions.md), 2026-12-04 09:37 UTC: a fidelity start with the perceptual loss on (off the players),
+# no adversarial term (a zero GAN weight skips D), players x10, plain-GT L1, 30% web; rerun the line to continue:
+#   NAME=v2q START=soccer-x4plus ITERS=2125 MINUTES=75 THREADS=2 EXTRA='-o train.gan_opt.loss_weight=0 -o train.net_d_init_iters=0
+#       -o datasets.train.web_prob=0.3 -o train.pixel_opt.player_weight=10 -o datasets.train.dataroot_mask=.devrun/soccer/train/masks
+#       -o train.l1_gt_usm=false -o train.texture_losses_off_players=true -o val.val_freq=200 -o logger.save_checkpoint_freq=200
+#       -o train.scheduler.milestones=[1975,2225]' recipes/soccer_x4plus/cpu_run.sh
 # Choosing among checkpoints: choose.py (the gate's checks on the validation game).
 # EXTRA: more -o overrides ("-o key=value -o ...").
 set -euo pipefail
