@@ -82,6 +82,8 @@
 #       -o datasets.train.web_prob=0.3 -o train.pixel_opt.player_weight=10 -o datasets.train.dataroot_mask=.devrun/soccer/train/masks
 #       -o train.l1_gt_usm=false -o train.texture_losses_off_players=true -o val.val_freq=200 -o logger.save_checkpoint_freq=200
 #       -o train.scheduler.milestones=[1975,2225]' recipes/soccer_x4plus/cpu_run.sh
+#   (stopped by its limit at 825; players -0.29 dB at 800 while NIQE fell: not the better start. results/v2q.)
+# v2f restarted 2026-12-04 13:43 UTC by v2q's rule, from 0 (the same line, MINUTES=100); rerun it to go on to 2125.
 # Choosing among checkpoints: choose.py (the gate's checks on the validation game).
 # EXTRA: more -o overrides ("-o key=value -o ...").
 set -euo pipefail
