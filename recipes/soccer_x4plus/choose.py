@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gate import checks  # noqa: E402  (sibling scripts: the checks and the scoring have one home each)
-from scoring import DEGRADATIONS, labelled, needed_files, score_game  # noqa: E402
+from scoring import DEGRADATIONS, add_runtime_arguments, labelled, needed_files, runtime_of, score_game  # noqa: E402
 
 from soccersr.io.atomic import atomic_write_bytes  # noqa: E402
 
@@ -106,6 +106,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="an earlier OUT that scored --stock and --previous (its training/ and web/ reports): only the "
         "candidates run",
     )
+    add_runtime_arguments(parser)
     parser.add_argument("-o", "--out", type=Path, required=True)
     args = parser.parse_args(argv)
     args.blend_from = args.blend_from or args.previous
@@ -133,7 +134,14 @@ def score(args: argparse.Namespace, files: dict[str, Path]) -> dict[str, list[di
     """The gate's scoring (scoring.py) on the validation game: {degradation: [eval reports]}."""
     candidates = [str(path) for path in files.values()]
     return score_game(
-        args.data, "val", candidates, args.out, stock=args.stock, previous=args.previous, baselines=args.baselines
+        args.data,
+        "val",
+        candidates,
+        args.out,
+        stock=args.stock,
+        previous=args.previous,
+        baselines=args.baselines,
+        runtime=runtime_of(args),
     )
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gate import verdict  # noqa: E402  (sibling scripts: the checks and the scoring have one home each)
-from scoring import Runtime, labelled, needed_files, score_game  # noqa: E402
+from scoring import add_runtime_arguments, labelled, needed_files, runtime_of, score_game  # noqa: E402
 
 LABEL = "candidate"  # a link of this name keeps the candidate apart from a built-in model of its file's name
 
@@ -38,9 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--baselines", type=Path, default=None, help="earlier training/ and web/ reports of --stock and --previous"
     )
-    parser.add_argument("--device", default=Runtime.device)
-    parser.add_argument("--engine", default=Runtime.engine)
-    parser.add_argument("--precision", default=Runtime.precision)
+    add_runtime_arguments(parser)
     parser.add_argument("-o", "--out", type=Path, default=Path(".devrun/gate"))
     args = parser.parse_args(argv)
     for path in [args.candidate, *needed_files(args.data, "eval", args.baselines)]:
@@ -61,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         stock=args.stock,
         previous=args.previous,
         baselines=args.baselines,
-        runtime=Runtime(args.device, args.engine, args.precision),
+        runtime=runtime_of(args),
         sheets=True,
     )
     previous = Path(args.previous).stem if args.previous else None

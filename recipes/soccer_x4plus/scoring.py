@@ -12,6 +12,7 @@ LQ, and ``gate.per_image`` merges the reports by image.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -28,6 +29,21 @@ class Runtime:
     device: str = "cpu"
     engine: str = "openvino"
     precision: str = "bf16"
+
+
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """--device / --engine / --precision of the scoring runs (default: OpenVINO bf16 on the CPU).
+
+    Reports scored elsewhere (``--baselines``) stay comparable on a GPU with ``--engine torch --precision
+    fp32``: the LQ is synthesised on the CPU from the same seed, and fp32 agrees across runtimes to ~50 dB.
+    """
+    parser.add_argument("--device", default=Runtime.device)
+    parser.add_argument("--engine", default=Runtime.engine)
+    parser.add_argument("--precision", default=Runtime.precision)
+
+
+def runtime_of(args: argparse.Namespace) -> Runtime:
+    return Runtime(args.device, args.engine, args.precision)
 
 
 def labelled(weights: Path, out: Path, label: str) -> Path:
