@@ -85,6 +85,8 @@
 #   (stopped by its limit at 825; players -0.29 dB at 800 while NIQE fell: not the better start. results/v2q.)
 # v2f restarted 2026-12-04 13:43 UTC by v2q's rule, from 0 (the same line, MINUTES=100); rerun it to go on to 2125.
 #   (matched v2pr at 200-1000 to 4 decimals; state 1425 kept at 15:58 UTC; about 57 minutes more to 2125.)
+#   (2026-12-04 16:08 UTC: the next session came up on a new machine without .devrun; state 1425 is lost.
+#   The line rebuilds it from 0 in about 174 minutes, more than a session leaves: results/v2_outcome.md.)
 # Choosing among checkpoints: choose.py (the gate's checks on the validation game).
 # EXTRA: more -o overrides ("-o key=value -o ...").
 set -euo pipefail
