@@ -48,14 +48,38 @@ def test_auto_precision_on_the_cpu_follows_the_bf16_flags(
     assert resolve_precision("auto", torch.device("cuda", 0)) == "fp16"  # CUDA is unchanged
 
 
-def test_explicit_bf16_without_native_support_warns(
+def _emulation_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "emulated" in r.getMessage()]
+
+
+def test_explicit_bf16_without_native_support_warns_where_pytorch_emulates_it(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     _flags(monkeypatch, "avx2")
     assert resolve_precision("bf16", CPU) == "bf16"
-    assert any("emulated" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert _emulation_warnings(caplog) == []  # the engine decides what bf16 costs, not the resolver
     with pytest.raises(ValueError, match="fp16"):
         resolve_precision("fp16", CPU)
+    runner = create_runner(tiny_model(), engine="torch", device="cpu", precision="bf16")
+    assert runner.precision == "bf16"
+    assert len(_emulation_warnings(caplog)) == 1
+
+
+def test_openvino_falls_back_to_fp32_without_an_emulation_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """OpenVINO runs fp32 where bf16 is not native and says so; "bf16 is emulated and slower" would
+    contradict that line (both were printed before)."""
+    pytest.importorskip("openvino")
+    from soccersr.infer.openvino_runner import OpenVinoRunner
+
+    if hardware.native_bf16():
+        pytest.skip("this CPU has native bf16: OpenVINO runs it, there is no fallback to see")
+    with caplog.at_level(logging.INFO):
+        runner = OpenVinoRunner(tiny_model(), precision="bf16", cache_dir=tmp_path)
+    assert runner.precision == "fp32"
+    assert _emulation_warnings(caplog) == []
+    assert any("runs" in r.getMessage() and "fp32" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize(("flags", "expected"), [(("amx_bf16",), "bf16"), (("avx2",), "fp32")])

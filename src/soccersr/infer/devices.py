@@ -53,8 +53,9 @@ def resolve_precision(precision: str, device: torch.device) -> Precision:
     cores, and fp16 keeps 3 more mantissa bits (8x smaller rounding errors); its narrow range
     (65504) is what bf16 would buy, and the engine already redoes any tile that overflows in
     fp32. On a CPU with native bf16 it is 2-9x faster than fp32 (bench/README.md) at ~52 dB
-    PSNR against fp32 on 8-bit outputs; elsewhere it is emulated and slower than fp32. fp16 on
-    the CPU is refused (slow and incomplete in PyTorch)."""
+    PSNR against fp32 on 8-bit outputs; elsewhere PyTorch emulates it, slower than fp32 (the torch
+    runner warns), and OpenVINO runs fp32 instead (it says so). fp16 on the CPU is refused (slow and
+    incomplete in PyTorch)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     if precision == "auto":
@@ -63,8 +64,6 @@ def resolve_precision(precision: str, device: torch.device) -> Precision:
         return "bf16" if hardware.native_bf16() else "fp32"
     if device.type == "cpu" and precision == "fp16":
         raise ValueError("precision 'fp16' is not supported on the CPU: use fp32 or bf16")
-    if device.type == "cpu" and precision == "bf16" and not hardware.native_bf16():
-        logger.warning("this CPU has no native bf16 (AMX or AVX512_BF16): bf16 is emulated and slower than fp32")
     if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ValueError(f"precision 'bf16' is not supported by {torch.cuda.get_device_name(device)}: use fp16 or fp32")
     return precision  # type: ignore[return-value]

@@ -21,11 +21,13 @@ Choices, each measured (bench/README.md):
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 
 import torch
 from torch import Tensor, nn
 
+from soccersr import hardware
 from soccersr.infer.devices import (
     DTYPES,
     Precision,
@@ -36,6 +38,8 @@ from soccersr.infer.devices import (
 )
 from soccersr.infer.tiling import Size
 from soccersr.weights.model import SRModel
+
+logger = logging.getLogger(__name__)
 
 
 def _prepared(net: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
@@ -58,6 +62,8 @@ class TorchRunner:
         self._net = _prepared(model.net, device, self._dtype)
         self._fp32_net: nn.Module | None = self._net if precision == "fp32" else None
         self._lock = threading.Lock()
+        if device.type == "cpu" and precision == "bf16" and not hardware.native_bf16():
+            logger.warning("this CPU has no native bf16 (AMX or AVX512_BF16): bf16 is emulated and slower than fp32")
         if device.type == "cuda":
             # Tiles of an image all share one size, so the per-shape autotuning pays off at once.
             torch.backends.cudnn.benchmark = True
