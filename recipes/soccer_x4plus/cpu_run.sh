@@ -87,6 +87,10 @@
 #   (matched v2pr at 200-1000 to 4 decimals; state 1425 kept at 15:58 UTC; about 57 minutes more to 2125.)
 #   (2026-12-04 16:08 UTC: the next session came up on a new machine without .devrun; state 1425 is lost.
 #   The line rebuilds it from 0 in about 174 minutes, more than a session leaves: results/v2_outcome.md.)
+# v2p256 (results/v2p256/decisions.md), 2026-12-04 16:26 UTC: the v2pr line on 256² patches, a probe of the patch size:
+#   NAME=v2p256 START=soccer-x4plus ITERS=2125 MINUTES=80 THREADS=2 EXTRA='<v2pr's EXTRA, with val.val_freq and
+#       logger.save_checkpoint_freq at 100> -o datasets.train.gt_size=256' recipes/soccer_x4plus/cpu_run.sh
+#   (stopped by its limit at 75, 50 s per iteration: slower per pixel than 128², about as fast per step.)
 # Choosing among checkpoints: choose.py (the gate's checks on the validation game).
 # EXTRA: more -o overrides ("-o key=value -o ...").
 set -euo pipefail
