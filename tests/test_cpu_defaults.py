@@ -66,7 +66,7 @@ def test_explicit_bf16_without_native_support_warns_where_pytorch_emulates_it(
 
 
 def test_openvino_falls_back_to_fp32_without_an_emulation_warning(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     """OpenVINO runs fp32 where bf16 is not native and says so; "bf16 is emulated and slower" would
     contradict that line (both were printed before)."""
