@@ -31,7 +31,7 @@
 # TRAIN_EXTRA (env): more training overrides, appended to the profile's ("-o key=value -o ...", split on spaces).
 # EXP (env): the experiment folder; give each session its own, so no step picks up an earlier run's files.
 #
-# The v2 chain on a GPU (issue 12): the CPU runs the chain at about 490 minutes per candidate; one H200
+# The v2 chain on a GPU (issue 12): the CPU runs the chain at about 335 minutes per candidate (fresh D); one H200
 # session runs it in minutes. The int8 VGG16 (xz) makes the perceptual stage fit the carry:
 #   GPU=1 recipes/soccer_x4plus/setup_devrun.sh   # here, on a fresh machine: data, baselines, then gpu_carry.sh
 #   (or recipes/soccer_x4plus/gpu_carry.sh alone where .devrun has the rest: builds .devrun/gpu, checks its size)

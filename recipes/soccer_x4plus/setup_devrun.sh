@@ -8,7 +8,7 @@
 # Each step is skipped when its output is already there, so a rerun after a failure goes on where it stopped.
 # Measured 2026-12-04 on the 2-core AMD EPYC, from a fresh machine: the data 1.8 minutes, the NIQE fit
 # 20 s (sha256 280005ab..., as before on this kind of machine), the VGG16 and the conversions 12 s, the
-# baselines 40 minutes while a training run shared the cores (about 12 alone), the GPU carry 1 minute
+# baselines 40 minutes while a training run shared the cores (an estimated 12 alone), the GPU carry 1 minute
 # (65,821,591 of 67,108,864 bytes with the tree).
 # The baselines step scores x4plus and v1 on the validation game (choose.py), with the shipped v1 file as
 # the candidate too: its row must equal v1's, which checks that the scoring is deterministic.
